@@ -37,11 +37,12 @@ var ErrDaemonUnreachable = errors.New("daemon unreachable")
 // Is lets callers branch on [ErrDaemonUnreachable].
 func (e *DaemonError) Is(target error) bool { return target == ErrDaemonUnreachable }
 
-// Dial connects to the daemon at host and negotiates the API version with a
+// Dial connects to the daemon at host and negotiates the API version (v0.6.3
+// negotiates by default; the explicit ping makes a failure surface) with a
 // ping, so that a daemon that does not answer fails here rather than on the
 // first real call. role ("source" or "target") only shapes error messages.
 func Dial(ctx context.Context, role, host string) (*client.Client, error) {
-	c, err := client.New(client.WithHost(host), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost(host))
 	if err != nil {
 		return nil, &DaemonError{Role: role, Host: host, Err: err}
 	}

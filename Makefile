@@ -1,0 +1,43 @@
+# unroot: make build | test | lint | demo | bench — see README.md.
+GO          ?= go
+BIN         := bin/unroot
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PKGS        := ./...
+# Fuzz targets run briefly under 'make fuzz' (CI runs them a few seconds each).
+FUZZTIME    ?= 5s
+
+.PHONY: build test test-unit e2e lint fmt testenv testenv-down fuzz clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/unroot
+
+# test: unit and end-to-end tests; brings the two-daemon rig up first.
+test: testenv
+	$(GO) test -count=1 $(PKGS)
+
+# test-unit: what needs no daemon (end-to-end tests skip, or fail under CI=true).
+test-unit:
+	$(GO) test -count=1 $(shell $(GO) list ./... | grep -v /e2e)
+
+e2e: testenv
+	$(GO) test -count=1 -v ./e2e/...
+
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+testenv:
+	bash scripts/testenv.sh up
+
+testenv-down:
+	bash scripts/testenv.sh down
+
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+clean:
+	rm -rf bin
