@@ -82,9 +82,10 @@ func (m IDMap) Validate() error {
 	return errors.Join(validateRanges("uid", m.UIDs), validateRanges("gid", m.GIDs))
 }
 
-// maxIDs is the number of 32-bit ids; a range may end exactly there, as the
-// initial namespace's "0 0 4294967295" does one short of it.
-const maxIDs = 1 << 32
+// maxIDs bounds the end (first+count) of a range: ids run from 0 to 2^32-2,
+// since 2^32-1 is the invalid id (-1). The kernel refuses a range whose end
+// wraps, so the initial namespace's "0 0 4294967295" is the widest map.
+const maxIDs = 1<<32 - 1
 
 func validateRanges(kind string, rs []Range) error {
 	var errs []error
@@ -168,7 +169,7 @@ func rootlessRanges(kind string, own uint32, subs []SubRange) ([]Range, error) {
 			return nil, fmt.Errorf("rootless %s map: subordinate range %d starting at %d is empty", kind, i+1, s.Start)
 		}
 		if next+uint64(s.Count) > maxIDs {
-			return nil, fmt.Errorf("rootless %s map: subordinate ranges hold more than 2^32-1 ids", kind)
+			return nil, fmt.Errorf("rootless %s map: subordinate ranges hold more ids than a 32-bit map can", kind)
 		}
 		rs = append(rs, Range{Container: uint32(next), Host: s.Start, Size: s.Count})
 		next += uint64(s.Count)
