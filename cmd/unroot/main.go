@@ -131,6 +131,7 @@ Start with 'unroot check --user NAME' to see whether the user is ready.`,
 
 	root.AddCommand(
 		newVersionCmd(),
+		newCheckCmd(g),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
