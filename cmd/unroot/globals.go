@@ -26,20 +26,40 @@ type globalOptions struct {
 func (g *globalOptions) register(root *cobra.Command) {
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.user, "user", "", "the rootless target user (NAME or UID)")
-	pf.StringVar(&g.sourceHost, "source-host", "", "the rootful daemon (default $DOCKER_HOST, else "+defaultSourceHost+")")
+	pf.StringVar(&g.sourceHost, "source-host", "", "the rootful daemon (default $DOCKER_HOST, else the docker CLI's current\ncontext if not \"default\" ($DOCKER_CONTEXT or 'docker context use'), else\n"+defaultSourceHost+"; as 'docker unroot', docker's -H and --context)")
 	pf.StringVar(&g.targetHost, "target-host", "", "the rootless daemon (default unix:///run/user/UID/docker.sock for --user)")
 	pf.StringVar(&g.stateDir, "state-dir", defaultStateDir, "where unroot keeps journals and state")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if localCommand(cmd) {
+			return nil
+		}
+		return g.checkSource()
+	}
 }
 
-// source returns the rootful daemon address.
+// source returns the rootful daemon address: --source-host, else what the
+// docker CLI would use (DOCKER_HOST, else a non-default docker context, else
+// the default socket). A context that cannot be resolved has already failed
+// the command in [globalOptions.checkSource].
 func (g *globalOptions) source() string {
 	if g.sourceHost != "" {
 		return g.sourceHost
 	}
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		return h
+	ep, err := resolveDockerEndpoint(os.Getenv)
+	if err != nil {
+		return defaultSourceHost
 	}
-	return defaultSourceHost
+	return ep.Host
+}
+
+// checkSource fails when the source daemon would come from a docker context
+// that cannot be read, rather than silently using the default socket.
+func (g *globalOptions) checkSource() error {
+	if g.sourceHost != "" {
+		return nil
+	}
+	_, err := resolveDockerEndpoint(os.Getenv)
+	return err
 }
 
 // targetUser is the resolved rootless target user.

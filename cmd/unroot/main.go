@@ -23,7 +23,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, pluginArgs(os.Args[0], os.Args[1:]), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -32,6 +32,7 @@ func main() {
 // single place where errors become exit codes and messages.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
+	addPluginMetadataCmd(root, args)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -128,9 +129,12 @@ Start with 'unroot check --user NAME' to see whether the user is ready.`,
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError{err} })
 	g.register(root)
+	adaptForPlugin(root, os.Args[0])
 
 	root.AddCommand(
 		newVersionCmd(),
+		newCompletionCmd(),
+		newGenManCmd(),
 		newCheckCmd(g),
 	)
 	for _, c := range root.Commands() {
