@@ -245,6 +245,10 @@ func (e *UnmappableError) Error() string {
 
 // Hint says how to get past the error.
 func (e *UnmappableError) Hint() string {
-	return fmt.Sprintf("widen the user's /etc/sub%s range so it covers %s %d, or opt in to mapping unmappable ids to the overflow id %d",
-		e.Kind, e.Kind, e.ID, Overflow)
+	file := "/etc/subuid"
+	if e.Kind == "gid" {
+		file = "/etc/subgid"
+	}
+	return fmt.Sprintf("widen the user's %s range so it covers %s %d, or opt in to mapping unmappable ids to the overflow id %d",
+		file, e.Kind, e.ID, Overflow)
 }

@@ -17,7 +17,7 @@ func FuzzParseSubIDs(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in, name string, uid int) {
 		got, err := ParseSubIDs(strings.NewReader(in), name, uid)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "line ") && !strings.Contains(err.Error(), "token too long") {
+			if !strings.HasPrefix(err.Error(), "line ") {
 				t.Fatalf("error %q names no line", err)
 			}
 			return

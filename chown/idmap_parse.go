@@ -30,7 +30,8 @@ func ParseSubIDs(r io.Reader, name string, uid int) ([]SubRange, error) {
 	}
 	var out []SubRange
 	s := bufio.NewScanner(r)
-	for n := 1; s.Scan(); n++ {
+	n := 1
+	for ; s.Scan(); n++ {
 		line := strings.TrimSpace(s.Text())
 		if line == "" || line[0] == '#' {
 			continue
@@ -44,7 +45,7 @@ func ParseSubIDs(r io.Reader, name string, uid int) ([]SubRange, error) {
 		}
 	}
 	if err := s.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("line %d: %w", n, err)
 	}
 	return out, nil
 }
@@ -96,7 +97,8 @@ func ParseSubIDsFile(path, name string, uid int) ([]SubRange, error) {
 func ParseIDMap(r io.Reader) ([]Range, error) {
 	var out []Range
 	s := bufio.NewScanner(r)
-	for n := 1; s.Scan(); n++ {
+	n := 1
+	for ; s.Scan(); n++ {
 		f := bytes.Fields(s.Bytes())
 		if len(f) == 0 {
 			continue
@@ -118,7 +120,7 @@ func ParseIDMap(r io.Reader) ([]Range, error) {
 		out = append(out, Range{Container: v[0], Host: v[1], Size: v[2]})
 	}
 	if err := s.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("line %d: %w", n, err)
 	}
 	if err := validateRanges("id", out); err != nil {
 		return nil, err

@@ -460,13 +460,23 @@ func TestDiffMapsDoesNotReorderInput(t *testing.T) {
 	}
 }
 
+func TestParseSubIDsLongLine(t *testing.T) {
+	in := "b:1:2\n" + strings.Repeat("x", 70000) + "\n"
+	if _, err := ParseSubIDs(strings.NewReader(in), "b", 7); err == nil || !strings.HasPrefix(err.Error(), "line 2: ") {
+		t.Errorf("error = %v, want one naming line 2", err)
+	}
+}
+
 func TestUnmappableError(t *testing.T) {
 	var err error = &UnmappableError{Kind: "gid", ID: 70000}
 	if got := err.Error(); got != "gid 70000 cannot be mapped" {
 		t.Errorf("Error() = %q", got)
 	}
 	h, ok := err.(interface{ Hint() string })
-	if !ok || !strings.Contains(h.Hint(), "/etc/subgid") {
+	if !ok || !strings.Contains(h.Hint(), "/etc/subgid") || !strings.Contains(h.Hint(), "gid 70000") {
 		t.Errorf("hint missing or not about /etc/subgid")
+	}
+	if h := (&UnmappableError{Kind: "uid", ID: 1}).Hint(); !strings.Contains(h, "/etc/subuid") {
+		t.Errorf("uid hint %q not about /etc/subuid", h)
 	}
 }
