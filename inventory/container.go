@@ -50,9 +50,9 @@ func containerFromInspect(res client.ContainerInspectResult) (Container, []strin
 	}
 	if cfg := r.Config; cfg != nil {
 		c.Image = cfg.Image
-		c.Entrypoint = cfg.Entrypoint
-		c.Cmd = cfg.Cmd
-		c.Env = cfg.Env
+		c.Entrypoint = nilIfEmpty(cfg.Entrypoint)
+		c.Cmd = nilIfEmpty(cfg.Cmd)
+		c.Env = nilIfEmpty(cfg.Env)
 		c.User = cfg.User
 		c.WorkingDir = cfg.WorkingDir
 		c.Hostname = cfg.Hostname
@@ -64,7 +64,7 @@ func containerFromInspect(res client.ContainerInspectResult) (Container, []strin
 		c.StopTimeout = cfg.StopTimeout
 		if h := cfg.Healthcheck; h != nil {
 			c.Healthcheck = &Healthcheck{
-				Test:          h.Test,
+				Test:          nilIfEmpty(h.Test),
 				Interval:      h.Interval,
 				Timeout:       h.Timeout,
 				StartPeriod:   h.StartPeriod,
@@ -138,15 +138,15 @@ func hostConfigInto(c *Container, hc *container.HostConfig) {
 		c.Devices = append(c.Devices, Device{PathOnHost: d.PathOnHost, PathInContainer: d.PathInContainer, CgroupPermissions: d.CgroupPermissions})
 	}
 	for _, d := range res.DeviceRequests {
-		c.DeviceRequests = append(c.DeviceRequests, DeviceRequest{Driver: d.Driver, Count: d.Count, DeviceIDs: d.DeviceIDs, Capabilities: d.Capabilities})
+		c.DeviceRequests = append(c.DeviceRequests, DeviceRequest{Driver: d.Driver, Count: d.Count, DeviceIDs: nilIfEmpty(d.DeviceIDs), Capabilities: nilIfEmpty(d.Capabilities)})
 	}
 	for _, u := range res.Ulimits {
 		if u != nil {
 			c.Ulimits = append(c.Ulimits, Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
 		}
 	}
-	c.CapAdd = hc.CapAdd
-	c.CapDrop = hc.CapDrop
+	c.CapAdd = nilIfEmpty(hc.CapAdd)
+	c.CapDrop = nilIfEmpty(hc.CapDrop)
 	c.Privileged = hc.Privileged
 	c.PidMode = string(hc.PidMode)
 	c.IpcMode = string(hc.IpcMode)
@@ -154,22 +154,22 @@ func hostConfigInto(c *Container, hc *container.HostConfig) {
 	c.UsernsMode = string(hc.UsernsMode)
 	c.CgroupnsMode = string(hc.CgroupnsMode)
 	c.Sysctls = emptyToNil(hc.Sysctls)
-	c.SecurityOpt = hc.SecurityOpt
+	c.SecurityOpt = nilIfEmpty(hc.SecurityOpt)
 	c.Tmpfs = emptyToNil(hc.Tmpfs)
-	c.ExtraHosts = hc.ExtraHosts
+	c.ExtraHosts = nilIfEmpty(hc.ExtraHosts)
 	for _, a := range hc.DNS {
 		c.DNS = append(c.DNS, a.String())
 	}
-	c.DNSSearch = hc.DNSSearch
-	c.DNSOptions = hc.DNSOptions
+	c.DNSSearch = nilIfEmpty(hc.DNSSearch)
+	c.DNSOptions = nilIfEmpty(hc.DNSOptions)
 	c.Init = hc.Init
 	c.ShmSize = hc.ShmSize
 	c.ReadOnly = hc.ReadonlyRootfs
-	c.GroupAdd = hc.GroupAdd
+	c.GroupAdd = nilIfEmpty(hc.GroupAdd)
 	c.OomScoreAdj = hc.OomScoreAdj
 	c.VolumeDriver = hc.VolumeDriver
-	c.VolumesFrom = hc.VolumesFrom
-	c.Links = hc.Links
+	c.VolumesFrom = nilIfEmpty(hc.VolumesFrom)
+	c.Links = nilIfEmpty(hc.Links)
 	c.Runtime = hc.Runtime
 }
 
@@ -218,7 +218,9 @@ func tmpfsOptions(ms []mount.Mount, dst string) string {
 			opts = append(opts, "size="+strconv.FormatInt(m.TmpfsOptions.SizeBytes, 10))
 		}
 		if m.TmpfsOptions.Mode != 0 {
-			opts = append(opts, "mode="+strconv.FormatUint(uint64(m.TmpfsOptions.Mode.Perm()), 8))
+			// Docker stores the octal mode as plain bits (01777 = 1023),
+			// not as os.FileMode's sticky flag.
+			opts = append(opts, "mode="+strconv.FormatUint(uint64(m.TmpfsOptions.Mode)&0o7777, 8))
 		}
 		return strings.Join(opts, ",")
 	}
@@ -248,7 +250,7 @@ func attachmentsOf(eps map[string]*network.EndpointSettings, id string) []Networ
 		a := NetworkAttachment{
 			Name:       name,
 			ID:         ep.NetworkID,
-			Links:      ep.Links,
+			Links:      nilIfEmpty(ep.Links),
 			DriverOpts: emptyToNil(ep.DriverOpts),
 		}
 		for _, al := range ep.Aliases {

@@ -59,7 +59,7 @@ func Suggest(name string, candidates []string) string {
 		if c == "" {
 			continue
 		}
-		d := Levenshtein(strings.ToLower(name), strings.ToLower(c))
+		d := EditDistance(strings.ToLower(name), strings.ToLower(c))
 		limit := max(len([]rune(name)), len([]rune(c))) / 3
 		limit = max(limit, 1)
 		ok := d <= limit || (name != "" && strings.HasPrefix(c, name))
@@ -73,27 +73,33 @@ func Suggest(name string, candidates []string) string {
 	return best
 }
 
-// Levenshtein returns the edit distance between a and b in runes
-// (insertions, deletions and substitutions each cost 1).
-func Levenshtein(a, b string) int {
+// EditDistance returns the optimal-string-alignment distance between a and
+// b in runes: insertions, deletions, substitutions and transpositions of two
+// adjacent runes each cost 1, so "wbe" is one edit from "web".
+func EditDistance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
+	// d[i][j] is the distance between ra[:i] and rb[:j].
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
 		for j := 1; j <= len(rb); j++ {
 			cost := 1
 			if ra[i-1] == rb[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(rb)]
+	return d[len(ra)][len(rb)]
 }
 
 func isHex(s string) bool {

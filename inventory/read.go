@@ -199,6 +199,9 @@ func resolveContainer(list []container.Summary, want string, all []string) (stri
 }
 
 func changesOf(cs []container.FilesystemChange) []Change {
+	if len(cs) == 0 {
+		return nil
+	}
 	out := make([]Change, len(cs))
 	for i, c := range cs {
 		kind := "modified"
@@ -331,6 +334,13 @@ func volumeOf(name, driver string, options map[string]string, mountpoint string,
 // looksAnonymous reports whether name is one docker generates for -v /path:
 // 64 lower-case hex digits.
 func looksAnonymous(name string) bool { return len(name) == 64 && isHex(name) }
+
+func nilIfEmpty[S ~[]E, E any](s S) S {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
 
 func emptyToNil[M ~map[K]V, K comparable, V any](m M) M {
 	if len(m) == 0 {
