@@ -133,6 +133,7 @@ Start with 'unroot check --user NAME' to see whether the user is ready.`,
 
 	root.AddCommand(
 		newVersionCmd(),
+		newMigrateCmd(g),
 		newCompletionCmd(),
 		newGenManCmd(),
 		newCheckCmd(g),
