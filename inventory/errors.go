@@ -54,6 +54,9 @@ func notFound(kind, name string, have []string) *NotFoundError {
 // only in case, or that name is a prefix of, always qualifies.
 func Suggest(name string, candidates []string) string {
 	name = strings.TrimPrefix(name, "/")
+	if name == "" {
+		return ""
+	}
 	best, bestD := "", -1
 	for _, c := range candidates {
 		if c == "" {
@@ -62,7 +65,7 @@ func Suggest(name string, candidates []string) string {
 		d := EditDistance(strings.ToLower(name), strings.ToLower(c))
 		limit := max(len([]rune(name)), len([]rune(c))) / 3
 		limit = max(limit, 1)
-		ok := d <= limit || (name != "" && strings.HasPrefix(c, name))
+		ok := d <= limit || strings.HasPrefix(c, name)
 		if !ok {
 			continue
 		}
