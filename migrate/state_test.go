@@ -1,0 +1,129 @@
+package migrate
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestStateRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	st, err := LoadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Services) != 0 {
+		t.Fatalf("fresh state has services: %v", st.Services)
+	}
+	st.User = "alice"
+	st.Services["web"] = &ServiceState{Container: "web", Phase: PhaseDone, DowntimeMS: 1500, Ports: []PortPlan{{OldHostPort: "80", NewHostPort: "8080"}}}
+	st.Volumes["v"] = &VolumeState{Name: "v", Synced: true}
+	if err := st.Save(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, StateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode = %v, want 0600", fi.Mode().Perm())
+	}
+	back, err := LoadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := back.Service("web")
+	if s == nil || s.Phase != PhaseDone || s.Downtime() != 1500*time.Millisecond || s.Ports[0].NewHostPort != "8080" || !back.Volumes["v"].Synced {
+		t.Errorf("round trip lost data: %+v", s)
+	}
+	if !back.Owned("web") || back.Owned("nope") {
+		t.Error("Owned is wrong")
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, ".*tmp*"))
+	if len(leftovers) > 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+}
+
+func TestLoadStateCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, StateFile), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadState(dir); err == nil {
+		t.Fatal("want an error for a corrupt state file")
+	}
+}
+
+func TestPhaseAtLeast(t *testing.T) {
+	tests := []struct {
+		p, q Phase
+		want bool
+	}{
+		{PhaseDone, PhaseCreating, true},
+		{PhaseCreating, PhaseCreating, true},
+		{PhaseSynced, PhaseCreating, false},
+		{PhaseRolledBack, PhasePlanned, false},
+		{PhaseFailed, PhasePlanned, false},
+	}
+	for _, tt := range tests {
+		if got := tt.p.AtLeast(tt.q); got != tt.want {
+			t.Errorf("%s.AtLeast(%s) = %v", tt.p, tt.q, got)
+		}
+	}
+}
+
+// TestAcquireLockHeld takes the lock twice in this process (flock locks
+// belong to the open file, so a second open conflicts) and then from another
+// process, the case the lock exists for.
+func TestAcquireLockHeld(t *testing.T) {
+	dir := t.TempDir()
+	l, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = AcquireLock(dir)
+	var le *LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v, want a LockedError", err)
+	}
+	if le.PID != os.Getpid() {
+		t.Errorf("pid = %d, want %d", le.PID, os.Getpid())
+	}
+	if le.Hint() == "" {
+		t.Error("no hint")
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	l2.Release()
+	// flock conflicts across processes too: hold it with flock(1) if present.
+	if _, err := exec.LookPath("flock"); err != nil {
+		return
+	}
+	cmd := exec.Command("flock", "-n", filepath.Join(dir, lockFile), "sleep", "5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		var l3 *Lock
+		if l3, err = AcquireLock(dir); err != nil {
+			break
+		}
+		l3.Release()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("lock held by pid %s: got %v", strconv.Itoa(cmd.Process.Pid), err)
+	}
+}
