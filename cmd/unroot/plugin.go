@@ -105,13 +105,19 @@ func (d dockerGlobals) env() map[string]string {
 }
 
 // dockerValueFlags are the docker CLI's global flags that take a value
-// (docker 20.10 to 28); every other flag before the plugin name is a boolean.
+// (docker 20.10 to 28), mapped to the dockerGlobals field they set, if any.
 var dockerValueFlags = map[string]string{
 	"--host": "host", "-H": "host",
 	"--context": "context", "-c": "context",
 	"--config":    "config",
 	"--log-level": "", "-l": "",
 	"--tlscacert": "", "--tlscert": "", "--tlskey": "",
+}
+
+// dockerBoolFlags are the docker CLI's boolean global flags. A flag in
+// neither set means the arguments did not come from the docker CLI.
+var dockerBoolFlags = map[string]bool{
+	"--debug": true, "-D": true, "--tls": true, "--tlsverify": true,
 }
 
 // splitPluginArgs takes the arguments the docker CLI passed to the plugin,
@@ -150,7 +156,10 @@ func splitPluginArgs(args []string) (rest []string, globals dockerGlobals, ok bo
 		}
 		key, takesValue := dockerValueFlags[name]
 		if !takesValue {
-			continue
+			if dockerBoolFlags[name] {
+				continue
+			}
+			return args, dockerGlobals{}, false
 		}
 		if !hasValue {
 			if i+1 >= len(args) {
