@@ -321,7 +321,10 @@ func TestRunChecks(t *testing.T) {
 			"linger", StatusWarn, "linger is off for alice", "loginctl enable-linger alice"},
 		{"runtime dir missing", func(h *fakeHost) { h.remove("run/user") },
 			"runtime-dir", StatusFail, "does not exist", "loginctl enable-linger alice"},
-		{"runtime dir not a dir", func(h *fakeHost) { h.remove(fmt.Sprintf("run/user/%d", uid)); h.write(fmt.Sprintf("run/user/%d", uid), "") },
+		{"runtime dir not a dir", func(h *fakeHost) {
+			h.remove(fmt.Sprintf("run/user/%d", uid))
+			h.write(fmt.Sprintf("run/user/%d", uid), "")
+		},
 			"runtime-dir", StatusFail, "not a directory owned by alice", fmt.Sprintf("chown %d:%d /run/user/%d", uid, uid, uid)},
 		// target daemon
 		{"target down", func(h *fakeHost) { h.targetDialErr = errors.New("target daemon at x does not answer: cannot connect") },
