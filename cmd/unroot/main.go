@@ -137,6 +137,7 @@ Start with 'unroot check --user NAME' to see whether the user is ready.`,
 		newCompletionCmd(),
 		newGenManCmd(),
 		newCheckCmd(g),
+		newInventoryCmd(g),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
