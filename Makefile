@@ -41,3 +41,22 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# install: the binary, and a symlink that makes it the docker CLI plugin
+# 'docker unroot'. /usr/libexec/docker/cli-plugins is searched by both the
+# 20.10 and the 28.x docker CLI. DESTDIR stages a package.
+PREFIX     ?= /usr/local
+PLUGINDIR  ?= /usr/libexec/docker/cli-plugins
+.PHONY: install uninstall docs
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/unroot
+	install -d $(DESTDIR)$(PLUGINDIR)
+	ln -sfn $(PREFIX)/bin/unroot $(DESTDIR)$(PLUGINDIR)/docker-unroot
+
+uninstall:
+	rm -f $(DESTDIR)$(PLUGINDIR)/docker-unroot $(DESTDIR)$(PREFIX)/bin/unroot
+
+# docs: man pages into docs/man (generated, not committed).
+docs: build
+	rm -rf docs/man
+	$(BIN) gen-man docs/man
