@@ -128,6 +128,23 @@ func summarize(cs []Check) Summary {
 // WriteJSON writes r as indented JSON with snake_case keys; docs/check.md
 // describes the schema.
 func (r Report) WriteJSON(w io.Writer) error {
+	// Empty lists are [] rather than null, so consumers need not tell the
+	// two apart.
+	f := &r.Facts
+	for _, p := range []*[]IDRange{&f.SubUIDs, &f.SubGIDs} {
+		if *p == nil {
+			*p = []IDRange{}
+		}
+	}
+	if f.DelegatedControllers == nil {
+		f.DelegatedControllers = []string{}
+	}
+	if f.PrivilegedHostPorts == nil {
+		f.PrivilegedHostPorts = []int{}
+	}
+	if r.Checks == nil {
+		r.Checks = []Check{}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
