@@ -224,6 +224,7 @@ func TestPortString(t *testing.T) {
 		{Port{ContainerPort: 80, Proto: "tcp", Published: true, HostIP: "127.0.0.1", HostPort: "8080"}, "127.0.0.1:8080->80/tcp"},
 		{Port{ContainerPort: 53, Proto: "udp", Published: true, HostIP: "::1", HostPort: "53"}, "[::1]:53->53/udp"},
 		{Port{ContainerPort: 80, Proto: "tcp", Published: true, BoundHostPort: 32768}, "32768->80/tcp"},
+		{Port{ContainerPort: 80, Proto: "tcp", Published: true, HostIP: "127.0.0.1"}, "127.0.0.1:*->80/tcp"},
 	}
 	for _, tt := range tests {
 		if got := tt.p.String(); got != tt.want {

@@ -222,8 +222,7 @@ func TestReadAPI152(t *testing.T) {
 	eq(t, "mac", web.MacAddress, "")
 	eq(t, "net", web.Networks, []NetworkAttachment{{
 		Name: "app_default", ID: "b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1",
-		Aliases: []string{"app-web-1", "web"}, IPv4Address: "10.89.0.20", IPv6Address: "fd00:89::20",
-		MacAddress: "02:42:0a:59:00:14", IPAddress: "10.89.0.20",
+		Aliases: []string{"app-web-1", "web"}, IPv6Address: "fd00:89::20", MacAddress: "02:42:0a:59:00:14",
 	}})
 	eq(t, "ports", web.Ports, []Port{
 		{ContainerPort: 53, Proto: "udp", Published: true, HostIP: "127.0.0.1", HostPort: "5300-5310", BoundHostPort: 5303},

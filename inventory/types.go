@@ -274,7 +274,9 @@ type Port struct {
 	BoundHostPort uint16 `json:"bound_host_port,omitempty"`
 }
 
-// String formats p like docker ps: "127.0.0.1:8080->80/tcp" or "80/tcp".
+// String formats p like docker ps: "127.0.0.1:8080->80/tcp", or "80/tcp"
+// for a port that is only exposed. A host port the daemon will choose but
+// has not yet is shown as "*".
 func (p Port) String() string {
 	cp := formatPortProto(p.ContainerPort, p.Proto)
 	if !p.Published {
@@ -283,6 +285,9 @@ func (p Port) String() string {
 	hp := p.HostPort
 	if hp == "" && p.BoundHostPort != 0 {
 		hp = formatUint(p.BoundHostPort)
+	}
+	if hp == "" {
+		hp = "*"
 	}
 	host := hp
 	if p.HostIP != "" {
