@@ -93,18 +93,18 @@ func TestInventoryRoundTrip(t *testing.T) {
 	if c.Healthcheck == nil {
 		t.Fatal("healthcheck missing")
 	}
-	check("healthcheck", fmt.Sprint(c.Healthcheck.Test, c.Healthcheck.Interval, c.Healthcheck.Retries), fmt.Sprint([]string{"CMD-SHELL", "true"}, 5*time.Second, 2))
+	check("healthcheck", fmt.Sprintln(c.Healthcheck.Test, c.Healthcheck.Interval, c.Healthcheck.Retries), fmt.Sprintln([]string{"CMD-SHELL", "true"}, 5*time.Second, 2))
 	if c.Compose == nil {
 		t.Fatal("compose labels not read")
 	}
-	check("compose", fmt.Sprint(c.Compose.Project, c.Compose.Service, c.Compose.DependsOn),
-		fmt.Sprint("e2einv", "web", []inventory.Dependency{{Service: "db", Condition: inventory.ConditionHealthy, Restart: true}}))
+	check("compose", fmt.Sprintln(c.Compose.Project, c.Compose.Service, c.Compose.DependsOn),
+		fmt.Sprintln("e2einv", "web", []inventory.Dependency{{Service: "db", Condition: inventory.ConditionHealthy, Restart: true}}))
 
 	pub := c.PublishedPorts()
 	if len(pub) != 1 {
 		t.Fatalf("published ports = %+v, want one", pub)
 	}
-	check("port", fmt.Sprint(pub[0].ContainerPort, pub[0].Proto, pub[0].HostIP, pub[0].BoundHostPort), fmt.Sprint(80, "tcp", "127.0.0.1", wantPort))
+	check("port", fmt.Sprintln(pub[0].ContainerPort, pub[0].Proto, pub[0].HostIP, pub[0].BoundHostPort), fmt.Sprintln(80, "tcp", "127.0.0.1", wantPort))
 
 	att := c.Network(netName)
 	if att == nil {
@@ -117,14 +117,14 @@ func TestInventoryRoundTrip(t *testing.T) {
 	if len(vols) != 1 || len(binds) != 1 {
 		t.Fatalf("mounts = %+v, want one volume and one bind", c.Mounts)
 	}
-	check("volume mount", fmt.Sprint(vols[0].Name, vols[0].Destination, vols[0].RW), fmt.Sprint(volName, "/data", true))
-	check("bind mount", fmt.Sprint(binds[0].Source, binds[0].Destination, binds[0].RW), fmt.Sprint(bindDir, "/srv", false))
+	check("volume mount", fmt.Sprintln(vols[0].Name, vols[0].Destination, vols[0].RW), fmt.Sprintln(volName, "/data", true))
+	check("bind mount", fmt.Sprintln(binds[0].Source, binds[0].Destination, binds[0].RW), fmt.Sprintln(bindDir, "/srv", false))
 
 	v, err := inv.Volume(volName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("volume labels", fmt.Sprint(v.Labels["org.example.vol"], v.Labels["org.example.tier"]), "data db")
+	check("volume labels", fmt.Sprintln(v.Labels["org.example.vol"], v.Labels["org.example.tier"]), fmt.Sprintln("data", "db"))
 	check("volume driver", v.Driver, "local")
 	check("volume used by", v.UsedBy, []inventory.MountUser{{Container: ctrName, Destination: "/data", RW: true}})
 	if !strings.HasSuffix(v.Mountpoint, "/"+volName+"/_data") {
@@ -141,7 +141,7 @@ func TestInventoryRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("network", fmt.Sprint(n.Driver, n.Builtin, n.Labels["org.example.net"], len(n.IPAM) > 0), "bridge false inv true")
+	check("network", fmt.Sprintln(n.Driver, n.Builtin, n.Labels["org.example.net"], len(n.IPAM) > 0), fmt.Sprintln("bridge", false, "inv", true))
 	check("network members", n.Containers, []inventory.NetworkMember{{Container: ctrName, Aliases: []string{"e2e-inv-alias"}}})
 
 	im, err := inv.Image(rig.Image)
