@@ -45,8 +45,6 @@ func shiftACLBytes(t testing.TB, b []byte, m IDMap) []byte {
 // the nested mount untouched.
 func checkShifted(t *testing.T, f *tree, orig, after map[string]snap, m IDMap) {
 	t.Helper()
-	hostRoot, _ := m.HostUID(0)
-	h1000, _ := m.HostUID(1000)
 	for rel, o := range orig {
 		a, ok := after[rel]
 		if !ok {
@@ -76,22 +74,31 @@ func checkShifted(t *testing.T, f *tree, orig, after map[string]snap, m IDMap) {
 		if a.Ino != o.Ino || a.Size != o.Size || a.Mtime != o.Mtime || a.Target != o.Target {
 			t.Errorf("%s: inode, size, mtime or target changed", rel)
 		}
-		want := maps.Clone(o.Xattrs)
-		for _, n := range []string{XattrACLAccess, XattrACLDefault} {
-			if v, ok := want[n]; ok {
-				want[n] = string(shiftACLBytes(t, []byte(v), m))
-			}
-		}
-		switch rel {
-		case "bin/capv2":
-			want[XattrCapability] = string(capBytes(3, 1<<10, hostRoot))
-		case "bin/capv3":
-			want[XattrCapability] = string(capBytes(3, 1<<13, h1000))
-		}
+		want := wantXattrs(t, rel, o, m)
 		if !maps.Equal(a.Xattrs, want) {
 			t.Errorf("%s: xattrs\n got %q\nwant %q", rel, a.Xattrs, want)
 		}
 	}
+}
+
+// wantXattrs is what the xattrs of the fixture entry rel, which had o's,
+// become when shifted by m.
+func wantXattrs(t testing.TB, rel string, o snap, m IDMap) map[string]string {
+	hostRoot, _ := m.HostUID(0)
+	h1000, _ := m.HostUID(1000)
+	want := maps.Clone(o.Xattrs)
+	for _, n := range []string{XattrACLAccess, XattrACLDefault} {
+		if v, ok := want[n]; ok {
+			want[n] = string(shiftACLBytes(t, []byte(v), m))
+		}
+	}
+	switch rel {
+	case "bin/capv2":
+		want[XattrCapability] = string(capBytes(3, 1<<10, hostRoot))
+	case "bin/capv3":
+		want[XattrCapability] = string(capBytes(3, 1<<13, h1000))
+	}
+	return want
 }
 
 func fullOptions(t testing.TB) Options {

@@ -1,0 +1,168 @@
+package chown
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// checkCopied verifies that dst holds src's entries (orig) shifted by m:
+// owners, modes, times, content, xattrs, symlink targets; no device node,
+// socket or mount content; nothing else.
+func checkCopied(t *testing.T, f *tree, src string, orig, got map[string]snap, dst string, m IDMap) {
+	t.Helper()
+	expected := map[string]bool{}
+	for rel, o := range orig {
+		typ := o.Mode & unix.S_IFMT
+		if f.mounted && (rel == "mnt" || strings.HasPrefix(rel, "mnt/")) || typ == unix.S_IFCHR || typ == unix.S_IFSOCK {
+			continue
+		}
+		expected[rel] = true
+		a, ok := got[rel]
+		if !ok {
+			t.Errorf("%s: not copied", rel)
+			continue
+		}
+		wu, ok := m.HostUID(o.UID)
+		if !ok {
+			wu = Overflow
+		}
+		wg, ok := m.HostGID(o.GID)
+		if !ok {
+			wg = Overflow
+		}
+		if a.UID != wu || a.GID != wg {
+			t.Errorf("%s: owner %d:%d, want %d:%d", rel, a.UID, a.GID, wu, wg)
+		}
+		if a.Mode != o.Mode || a.Size != o.Size || a.Mtime != o.Mtime || a.Atime != o.Atime || a.Target != o.Target {
+			t.Errorf("%s: mode %o size %d mtime %v atime %v target %q, want %o %d %v %v %q",
+				rel, a.Mode, a.Size, a.Mtime, a.Atime, a.Target, o.Mode, o.Size, o.Mtime, o.Atime, o.Target)
+		}
+		if want := wantXattrs(t, rel, o, m); !maps.Equal(a.Xattrs, want) {
+			t.Errorf("%s: xattrs\n got %q\nwant %q", rel, a.Xattrs, want)
+		}
+		if typ == unix.S_IFREG {
+			x, err1 := os.ReadFile(filepath.Join(src, rel))
+			y, err2 := os.ReadFile(filepath.Join(dst, rel))
+			if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+				t.Errorf("%s: content differs (%v, %v)", rel, err1, err2)
+			}
+		}
+	}
+	for rel := range got {
+		if !expected[rel] {
+			t.Errorf("%s: in dst, not expected", rel)
+		}
+	}
+}
+
+func TestCopy(t *testing.T) {
+	ctx := context.Background()
+	f := buildFixture(t)
+	shadow := shadowStat(t)
+	orig := snapshot(t, f.root)
+	dst := filepath.Join(t.TempDir(), "dst")
+	opts := fullOptions(t)
+
+	rep, err := Copy(ctx, f.root, dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffSnaps(orig, snapshot(t, f.root), exactlySame); len(d) > 0 {
+		t.Errorf("copy changed the source: %q", d)
+	}
+	got := snapshot(t, dst)
+	checkCopied(t, f, f.root, orig, got, dst, opts.Map)
+	if a, b := got["links/a"], got["links/sub/b"]; a.Ino != b.Ino || a.Nlink != 2 {
+		t.Errorf("hardlinks not kept: inodes %d, %d, nlink %d", a.Ino, b.Ino, a.Nlink)
+	}
+	if s := got["sparse"]; s.Size != sparseSize || s.Blocks*512 > 1<<20 {
+		t.Errorf("sparse file: size %d, %d bytes allocated, want %d and at most 1 MiB", s.Size, s.Blocks*512, sparseSize)
+	}
+	if rep.Devices != 1 || rep.Sockets != 1 {
+		t.Errorf("report: %d devices, %d sockets, want 1 each", rep.Devices, rep.Sockets)
+	}
+	if st := shadowStat(t); st != shadow {
+		t.Error("/etc/shadow changed")
+	}
+}
+
+func TestCopyUpdate(t *testing.T) {
+	ctx := context.Background()
+	f := buildFixture(t)
+	dst := filepath.Join(t.TempDir(), "dst")
+	opts := fullOptions(t)
+	if _, err := Copy(ctx, f.root, dst, opts); err != nil {
+		t.Fatal(err)
+	}
+	// The source changes while the containers still run.
+	later := time.Now().Add(time.Hour)
+	changed := filepath.Join(f.root, "owners/f33")
+	if err := os.WriteFile(changed, []byte("changed content"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(changed, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.root, "owners/f999")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(f.root, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.root, "owners/new"), []byte("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.root, "inner")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("owners/f70", filepath.Join(f.root, "inner")); err != nil {
+		t.Fatal(err)
+	}
+	orig := snapshot(t, f.root)
+
+	if _, err := Copy(ctx, f.root, dst, opts); !errors.Is(err, ErrNotEmpty) {
+		t.Errorf("copy into a non-empty dst without update: %v, want ErrNotEmpty", err)
+	}
+	opts.Update = true
+	rep, err := Copy(ctx, f.root, dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCopied(t, f, f.root, orig, snapshot(t, dst), dst, opts.Map)
+	if rep.Removed != 2 {
+		t.Errorf("removed %d, want 2 (owners/f999, a)", rep.Removed)
+	}
+	if rep.Unchanged == 0 {
+		t.Error("update rewrote every file")
+	}
+	// the file rewritten, the symlink and the new file; dirs always get
+	// their metadata
+	if files := rep.Changed - rep.Dirs; files != 3 {
+		t.Errorf("update wrote %d non-directories, want 3", files)
+	}
+}
+
+func TestCopyRefusesNesting(t *testing.T) {
+	f := buildFixture(t)
+	before := snapshot(t, f.root)
+	opts := fullOptions(t)
+	if _, err := Copy(context.Background(), f.root, filepath.Join(f.root, "owners", "inside"), opts); err == nil {
+		t.Error("copy into a directory inside the source succeeded")
+	}
+	if d := diffSnaps(before, snapshot(t, f.root), exactlySame); len(d) > 0 {
+		t.Errorf("refused copy changed the source: %q", d)
+	}
+	opts.Update = true
+	if _, err := Copy(context.Background(), filepath.Join(f.root, "owners"), f.root, opts); err == nil {
+		t.Error("update of a directory that holds the source succeeded")
+	}
+}
