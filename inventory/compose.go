@@ -81,8 +81,8 @@ func FormatDependsOn(deps []Dependency) string {
 }
 
 // composeInfo reads the compose labels; it returns nil when the container
-// has no project label. A depends_on label it cannot parse is reported in
-// warn and otherwise ignored.
+// has no project label. When the depends_on label cannot be parsed it
+// returns the rest with the error, for the caller to report as a warning.
 func composeInfo(labels map[string]string) (*ComposeInfo, error) {
 	project := labels[LabelProject]
 	if project == "" {

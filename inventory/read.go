@@ -52,6 +52,12 @@ func Read(ctx context.Context, api API, opts Options) (*Inventory, error) {
 	}
 	for _, id := range ids {
 		res, err := api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if isNotFound(err) && len(opts.Containers) == 0 {
+			// Removed between the listing and now: it is no longer there
+			// to migrate.
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("container %s disappeared while being read", shortID(id)))
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("inspect container %s: %w", shortID(id), err)
 		}
@@ -72,10 +78,10 @@ func Read(ctx context.Context, api API, opts Options) (*Inventory, error) {
 	if inv.Images, err = readUsedImages(ctx, api, inv.Containers); err != nil {
 		return nil, err
 	}
-	if inv.Volumes, err = readVolumes(ctx, api, inv.Containers, whole); err != nil {
+	if inv.Volumes, err = readVolumes(ctx, api, inv, whole); err != nil {
 		return nil, err
 	}
-	if inv.Networks, err = readNetworks(ctx, api, inv.Containers, whole); err != nil {
+	if inv.Networks, err = readNetworks(ctx, api, inv, whole); err != nil {
 		return nil, err
 	}
 	inv.BindMounts = bindMountsOf(inv.Containers)
@@ -274,7 +280,8 @@ func imageFromInspect(res client.ImageInspectResult) Image {
 	return im
 }
 
-func readVolumes(ctx context.Context, api API, cs []Container, whole bool) ([]Volume, error) {
+func readVolumes(ctx context.Context, api API, inv *Inventory, whole bool) ([]Volume, error) {
+	cs := inv.Containers
 	list, err := api.VolumeList(ctx, client.VolumeListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list volumes: %w", err)
@@ -299,6 +306,11 @@ func readVolumes(ctx context.Context, api API, cs []Container, whole bool) ([]Vo
 		}
 		// Listed after the volume list was taken, or hidden by a plugin.
 		res, err := api.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+		if isNotFound(err) {
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("volume %s is mounted but the daemon does not have it", name))
+			byName[name] = Volume{Name: name, Missing: true, Anonymous: looksAnonymous(name)}
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("inspect volume %s: %w", name, err)
 		}
@@ -352,11 +364,12 @@ func emptyToNil[M ~map[K]V, K comparable, V any](m M) M {
 // builtinNetworks are the networks every daemon creates itself.
 var builtinNetworks = []string{"bridge", "host", "none"}
 
-func readNetworks(ctx context.Context, api API, cs []Container, whole bool) ([]Network, error) {
+func readNetworks(ctx context.Context, api API, inv *Inventory, whole bool) ([]Network, error) {
+	cs := inv.Containers
 	members := map[string][]NetworkMember{}
 	for _, c := range cs {
 		for _, a := range c.Networks {
-			members[a.Name] = append(members[a.Name], NetworkMember{Container: c.Name, Aliases: a.Aliases, IPv4Address: a.IPv4Address})
+			members[a.Name] = append(members[a.Name], NetworkMember{Container: c.Name, Aliases: a.Aliases, IPv4Address: a.IPv4Address, IPv6Address: a.IPv6Address})
 		}
 	}
 	var names []string
@@ -378,6 +391,12 @@ func readNetworks(ctx context.Context, api API, cs []Container, whole bool) ([]N
 	out := make([]Network, 0, len(names))
 	for _, name := range names {
 		res, err := api.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
+		if isNotFound(err) && members[name] != nil {
+			// A stopped container can outlive its network.
+			inv.Warnings = append(inv.Warnings, fmt.Sprintf("network %s is used by %s but the daemon does not have it", name, members[name][0].Container))
+			out = append(out, Network{Name: name, Missing: true, IPv4: true, Containers: members[name]})
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("inspect network %s: %w", name, err)
 		}

@@ -456,3 +456,41 @@ func TestFixturesDecodeStrictly(t *testing.T) {
 		}
 	}
 }
+
+func TestReadObjectsGoneWhileReading(t *testing.T) {
+	const macID = "87d48562686011ad8ae03ee829549b1ddcb115ea060c10f485b9731e26898122"
+	t.Run("ContainerWholeDaemon", func(t *testing.T) {
+		f := loadFake(t, dir141, "1.41")
+		delete(f.inspect, macID)
+		inv := mustRead(t, f, Options{All: true})
+		eq(t, "containers", containerNames(inv), []string{"fx-inv-stopped", "fxshop-db-1", "fxshop-web-1"})
+		eq(t, "warnings", inv.Warnings, []string{"container 87d485626860 disappeared while being read"})
+	})
+	t.Run("ContainerNamed", func(t *testing.T) {
+		f := loadFake(t, dir141, "1.41")
+		delete(f.inspect, macID)
+		if _, err := Read(context.Background(), f, Options{Containers: []string{"fx-inv-mac"}}); err == nil {
+			t.Error("Read of a named container that vanished succeeded")
+		}
+	})
+	t.Run("Network", func(t *testing.T) {
+		f := loadFake(t, dir141, "1.41")
+		delete(f.network, "fxshop_default")
+		inv := mustRead(t, f, Options{Containers: []string{"fxshop-db-1"}})
+		n, err := inv.Network("fxshop_default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		eq(t, "missing", [2]bool{n.Missing, n.IPv4}, [2]bool{true, true})
+		eq(t, "members", n.Containers, []NetworkMember{{Container: "fxshop-db-1", Aliases: []string{"db", "database"}, IPv4Address: "172.31.240.10"}})
+		eq(t, "warnings", inv.Warnings, []string{"network fxshop_default is used by fxshop-db-1 but the daemon does not have it"})
+	})
+	t.Run("Volume", func(t *testing.T) {
+		f := loadFake(t, dir141, "1.41")
+		f.volumes = []byte(`{"Volumes":null}`)
+		f.volume = map[string][]byte{}
+		inv := mustRead(t, f, Options{Containers: []string{"fxshop-db-1"}})
+		eq(t, "volumes", inv.Volumes, []Volume{{Name: "fxshop_dbdata", Missing: true, UsedBy: []MountUser{{Container: "fxshop-db-1", Destination: "/data", RW: true}}}})
+		eq(t, "warning count", len(inv.Warnings), 1)
+	})
+}

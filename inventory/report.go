@@ -50,6 +50,10 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 
 	ew.printf("\nVOLUMES (%d)\n", len(inv.Volumes))
 	for _, v := range inv.Volumes {
+		if v.Missing {
+			ew.printf("  %s  MISSING on the daemon\n", v.Name)
+			continue
+		}
 		ew.printf("  %s  driver %s", v.Name, v.Driver)
 		if v.Anonymous {
 			ew.printf("  anonymous")
@@ -76,6 +80,10 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 
 	ew.printf("\nNETWORKS (%d)\n", len(inv.Networks))
 	for _, n := range inv.Networks {
+		if n.Missing {
+			ew.printf("  %s  MISSING on the daemon\n", n.Name)
+			continue
+		}
 		ew.printf("  %s  driver %s", n.Name, n.Driver)
 		var flags []string
 		if n.Builtin {
@@ -111,8 +119,10 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 			if len(m.Aliases) > 0 {
 				ew.printf("  aliases %s", strings.Join(m.Aliases, ", "))
 			}
-			if m.IPv4Address != "" {
-				ew.printf("  ip %s", m.IPv4Address)
+			for _, ip := range []string{m.IPv4Address, m.IPv6Address} {
+				if ip != "" {
+					ew.printf("  ip %s", ip)
+				}
 			}
 			ew.printf("\n")
 		}
@@ -191,8 +201,10 @@ func writeContainer(ew *errWriter, c *Container) {
 		if len(n.Aliases) > 0 {
 			ew.printf("  aliases %s", strings.Join(n.Aliases, ", "))
 		}
-		if n.IPv4Address != "" {
-			ew.printf("  ip %s", n.IPv4Address)
+		for _, ip := range []string{n.IPv4Address, n.IPv6Address} {
+			if ip != "" {
+				ew.printf("  ip %s", ip)
+			}
 		}
 		ew.printf("\n")
 	}

@@ -390,6 +390,9 @@ type Volume struct {
 	Scope      string            `json:"scope"`
 	CreatedAt  string            `json:"created_at,omitempty"`
 	Anonymous  bool              `json:"anonymous,omitempty"`
+	// Missing is true when a container mounts a volume the daemon does not
+	// list or inspect; only Name is set then.
+	Missing bool `json:"missing,omitempty"`
 	// UsedBy lists the containers that mount the volume.
 	UsedBy []MountUser `json:"used_by,omitempty"`
 }
@@ -432,6 +435,9 @@ type Network struct {
 	Options     map[string]string `json:"options,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	Containers  []NetworkMember   `json:"containers,omitempty"`
+	// Missing is true when a container is attached to a network the daemon
+	// no longer has; only Name and Containers are set then.
+	Missing bool `json:"missing,omitempty"`
 }
 
 // Subnet is one IPAM pool of a network.
@@ -447,6 +453,7 @@ type NetworkMember struct {
 	Container   string   `json:"container"`
 	Aliases     []string `json:"aliases,omitempty"`
 	IPv4Address string   `json:"ipv4_address,omitempty"` // static address, if any
+	IPv6Address string   `json:"ipv6_address,omitempty"` // static address, if any
 }
 
 // Project is a docker compose project, grouped from container labels.
