@@ -17,24 +17,22 @@ import (
 
 // migrateOptions are the flags of 'unroot migrate'.
 type migrateOptions struct {
-	all               bool
-	project           string
-	containers        []string
-	dryRun            bool
-	format            string
-	proxy             string
-	portMaps          []string
-	volumes           string
-	mapUnmappable     bool
-	skipDevices       bool
-	noCommit          bool
-	yes               bool
-	quiet             bool
-	settle            time.Duration
-	stdout, stderr    io.Writer
-	stdin             io.Reader
-	interactiveStdin  bool
-	interactiveStderr bool
+	all            bool
+	project        string
+	containers     []string
+	dryRun         bool
+	format         string
+	proxy          string
+	portMaps       []string
+	volumes        string
+	mapUnmappable  bool
+	skipDevices    bool
+	noCommit       bool
+	yes            bool
+	quiet          bool
+	settle         time.Duration
+	stdout, stderr io.Writer
+	stdin          io.Reader
 }
 
 func newMigrateCmd(g *globalOptions) *cobra.Command {
