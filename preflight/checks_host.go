@@ -52,7 +52,23 @@ func (r *runner) checkUserns() Check {
 		return fail("sysctl -w user.max_user_namespaces=28633 && echo user.max_user_namespaces=28633 > /etc/sysctl.d/90-unroot-userns.conf",
 			"user.max_user_namespaces is %d: no user namespace can be created", max)
 	}
-	return ok("unprivileged user namespaces are allowed (user.max_user_namespaces %d)", max)
+	found := fmt.Sprintf("unprivileged user namespaces are allowed (user.max_user_namespaces %d)", max)
+	// Ubuntu 23.10+ lets AppArmor confine unprivileged user namespaces to
+	// programs with a profile that allows them.
+	restrict, err := ParseSysctlFile(r.proc("sys/kernel/apparmor_restrict_unprivileged_userns"))
+	if err == nil && restrict == 1 {
+		kit, err := r.o.LookPath("rootlesskit")
+		if err != nil {
+			kit = "/usr/bin/rootlesskit"
+		}
+		profile := strings.ReplaceAll(strings.TrimPrefix(kit, "/"), "/", ".")
+		if _, err := os.Stat(r.etc(filepath.Join("apparmor.d", profile))); err != nil {
+			return warn(fmt.Sprintf(`printf 'abi <abi/4.0>,\ninclude <tunables/global>\n\n"%s" flags=(unconfined) {\n  userns,\n\n  include if exists <local/%s>\n}\n' > /etc/apparmor.d/%s && systemctl restart apparmor.service`, kit, profile, profile),
+				"%s, but kernel.apparmor_restrict_unprivileged_userns is 1 and /etc/apparmor.d/%s does not exist: rootlesskit will be denied", found, profile)
+		}
+		found += fmt.Sprintf("; apparmor restricts them, and /etc/apparmor.d/%s exists", profile)
+	}
+	return ok("%s", found)
 }
 
 func (r *runner) checkUser() Check {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/moby/moby/client"
 )
@@ -75,6 +76,10 @@ func Run(ctx context.Context, opts Options) Report {
 	return rep
 }
 
+// daemonTimeout bounds what the checks ask of one daemon, so a daemon that
+// accepts connections but hangs cannot hang the checklist.
+const daemonTimeout = time.Minute
+
 // runner holds what several checks share, computed once on first use.
 type runner struct {
 	ctx   context.Context
@@ -131,7 +136,9 @@ func (r *runner) targetInfo() (client.SystemInfoResult, error) {
 	if cl, ok := c.(io.Closer); ok {
 		r.closers = append(r.closers, cl)
 	}
-	r.target, r.targetErr = c.Info(r.ctx, client.InfoOptions{})
+	ctx, cancel := context.WithTimeout(r.ctx, daemonTimeout)
+	defer cancel()
+	r.target, r.targetErr = c.Info(ctx, client.InfoOptions{})
 	if r.targetErr != nil {
 		r.targetErr = fmt.Errorf("docker info: %w", r.targetErr)
 	}
@@ -158,12 +165,14 @@ func (r *runner) sourceInfo() (client.SystemInfoResult, error) {
 	if cl, ok := c.(io.Closer); ok {
 		r.closers = append(r.closers, cl)
 	}
-	r.source, r.sourceErr = c.Info(r.ctx, client.InfoOptions{})
+	ctx, cancel := context.WithTimeout(r.ctx, daemonTimeout)
+	defer cancel()
+	r.source, r.sourceErr = c.Info(ctx, client.InfoOptions{})
 	if r.sourceErr != nil {
 		r.sourceErr = fmt.Errorf("docker info: %w", r.sourceErr)
 		r.portsErr = r.sourceErr
 		return r.source, r.sourceErr
 	}
-	r.sourcePorts, r.portsErr = publishedPorts(r.ctx, c)
+	r.sourcePorts, r.portsErr = publishedPorts(ctx, c)
 	return r.source, nil
 }

@@ -235,6 +235,16 @@ func TestRunChecks(t *testing.T) {
 			"userns", StatusOK, "63408", ""},
 		{"userns max zero", func(h *fakeHost) { h.write("proc/sys/user/max_user_namespaces", "0\n") },
 			"userns", StatusFail, "max_user_namespaces is 0", "sysctl -w user.max_user_namespaces="},
+		{"apparmor restricts userns, no profile", func(h *fakeHost) {
+			h.write("proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1\n")
+		}, "userns", StatusWarn, "apparmor_restrict_unprivileged_userns is 1", "flags=(unconfined)"},
+		{"apparmor restricts userns, profile present", func(h *fakeHost) {
+			h.write("proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1\n")
+			h.write("etc/apparmor.d/"+strings.ReplaceAll(strings.TrimPrefix(h.path("bin/rootlesskit"), "/"), "/", "."), "")
+		}, "userns", StatusOK, "apparmor restricts them", ""},
+		{"apparmor does not restrict userns", func(h *fakeHost) {
+			h.write("proc/sys/kernel/apparmor_restrict_unprivileged_userns", "0\n")
+		}, "userns", StatusOK, "allowed", ""},
 		// user
 		{"user is root", func(h *fakeHost) { h.user.UID = 0 }, "user", StatusFail, "is root", ""},
 		{"user home missing", func(h *fakeHost) { h.remove("home/alice") }, "user", StatusWarn, "does not exist", "install -d"},
