@@ -138,6 +138,7 @@ Start with 'unroot check --user NAME' to see whether the user is ready.`,
 		newGenManCmd(),
 		newCheckCmd(g),
 		newInventoryCmd(g),
+		newChownCmd(g),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
