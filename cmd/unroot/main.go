@@ -23,7 +23,7 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, pluginArgs(os.Args[0], os.Args[1:]), os.Stdout, os.Stderr)
+	code := run(pluginSocketContext(ctx), pluginArgs(os.Args[0], os.Args[1:]), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -7,7 +7,10 @@ package main
 // DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND set.
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +24,9 @@ const (
 	pluginMetadataCmd = "docker-cli-plugin-metadata"
 	// pluginEnv is set by the docker CLI when it runs a plugin.
 	pluginEnv = "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND"
+	// pluginSocketEnv names the unix socket through which the docker CLI
+	// (24 and later) tells a plugin to stop: it closes the connection.
+	pluginSocketEnv = "DOCKER_CLI_PLUGIN_SOCKET"
 	// pluginSchemaVersion is the only schema the 20.10 CLI accepts.
 	pluginSchemaVersion = "0.1.0"
 	projectURL          = "https://github.com/unroot/unroot"
@@ -206,4 +212,37 @@ func adaptForPlugin(root *cobra.Command, argv0 string) {
 		root.Annotations = map[string]string{}
 	}
 	root.Annotations[cobra.CommandDisplayNameAnnotation] = "docker " + pluginName
+}
+
+// errPluginStopped is the cause of a context the docker CLI stopped.
+var errPluginStopped = errors.New("stopped by the docker CLI")
+
+// pluginSocketContext returns a context that is cancelled when the docker CLI
+// closes the plugin socket named in DOCKER_CLI_PLUGIN_SOCKET. The CLI does so
+// on SIGINT or SIGTERM when no terminal forwards the signal to the plugin
+// itself, and kills the plugin if it is still running after a few more; a
+// cancelled context lets a migration stop where it can resume. Without the
+// variable, or when the socket cannot be reached, ctx is returned unchanged.
+func pluginSocketContext(ctx context.Context) context.Context {
+	addr := os.Getenv(pluginSocketEnv)
+	if addr == "" {
+		return ctx
+	}
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: addr, Net: "unix"})
+	if err != nil {
+		return ctx
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	go func() {
+		defer conn.Close()
+		b := make([]byte, 1)
+		for {
+			// The CLI never writes; any read error means the connection is gone.
+			if _, err := conn.Read(b); err != nil {
+				cancel(errPluginStopped)
+				return
+			}
+		}
+	}()
+	return ctx
 }

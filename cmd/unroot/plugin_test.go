@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"net"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runEco runs the CLI in-process as a user would, after the same plugin
@@ -193,5 +198,53 @@ func TestPluginModeCompletesVerbs(t *testing.T) {
 		if c.IsAvailableCommand() && !strings.Contains(out, "\n"+c.Name()+"\t") && !strings.HasPrefix(out, c.Name()+"\t") {
 			t.Errorf("completion lacks verb %s:\n%s", c.Name(), out)
 		}
+	}
+}
+
+func TestPluginSocketContextCancelledWhenCLIClosesSocket(t *testing.T) {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	name := "@unroot_test_" + hex.EncodeToString(b) // abstract, as the docker CLI uses
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t.Setenv(pluginSocketEnv, name)
+
+	ctx := pluginSocketContext(context.Background())
+	conn, err := l.AcceptUnix()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+		t.Fatal("cancelled while the CLI still holds the connection")
+	case <-time.After(50 * time.Millisecond):
+	}
+	conn.Close()
+	select {
+	case <-ctx.Done():
+		if !errors.Is(ctx.Err(), context.Canceled) || !errors.Is(context.Cause(ctx), errPluginStopped) {
+			t.Errorf("err %v, cause %v", ctx.Err(), context.Cause(ctx))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("not cancelled after the CLI closed the socket")
+	}
+}
+
+func TestPluginSocketContextWithoutSocket(t *testing.T) {
+	tests := []struct{ name, value string }{
+		{"unset", ""},
+		{"unreachable", "@unroot_test_nobody_listens"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(pluginSocketEnv, tt.value)
+			parent := context.Background()
+			if ctx := pluginSocketContext(parent); ctx != parent {
+				t.Errorf("context replaced without a docker CLI socket")
+			}
+		})
 	}
 }
