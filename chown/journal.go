@@ -328,6 +328,24 @@ func (ix *journalIndex) lookup(dev, ino uint64) (record, bool, error) {
 	return r, err == nil, err
 }
 
+// JournalStatus says what the journal directory dir holds: "none" (no
+// shift started), "started" (a shift began and did not finish: running
+// Shift again resumes it), "done" (a shift completed) or "reversed".
+func JournalStatus(dir string) (string, error) {
+	s, err := loadJournalState(dir)
+	switch {
+	case err != nil:
+		return "", err
+	case s.reversed != nil:
+		return "reversed", nil
+	case s.done != nil:
+		return "done", nil
+	case s.meta != nil:
+		return "started", nil
+	}
+	return "none", nil
+}
+
 // journalState is what a journal directory holds.
 type journalState struct {
 	dir      string

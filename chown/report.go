@@ -2,7 +2,11 @@ package chown
 
 import (
 	"cmp"
+	"fmt"
+	"io"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -295,4 +299,91 @@ func (c *collector) report(root string) *Report {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID))
 	})
 	return r
+}
+
+// WriteText writes r for a person: counts, then what needs attention
+// (device nodes, mount points, escaping symlinks, external hardlinks,
+// unmappable ids) with example paths, then the owner changes.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("  %d files (%s), %d directories, %d symlinks, %d further hardlinks\n",
+		r.Files, humanBytes(r.Bytes), r.Dirs, r.Symlinks, r.Hardlinks)
+	p("  %d setuid, %d setgid, %d with capabilities, %d with ACLs, %d fifos, %d sockets\n",
+		r.Setuid, r.Setgid, r.Caps, r.ACLs, r.FIFOs, r.Sockets)
+	ex := func(cat string) string {
+		if len(r.Examples[cat]) == 0 {
+			return ""
+		}
+		return ": " + strings.Join(quoteAll(r.Examples[cat]), ", ")
+	}
+	if r.Devices > 0 {
+		p("  %d device nodes, never shifted%s\n", r.Devices, ex("devices"))
+	}
+	if len(r.Mounts) > 0 {
+		p("  mount points below, not entered: %s\n", strings.Join(quoteAll(r.Mounts), ", "))
+	}
+	if r.EscapingSymlinks > 0 {
+		p("  %d symlinks point outside the tree (kept, never followed)%s\n", r.EscapingSymlinks, ex("escaping_symlinks"))
+	}
+	if r.ExternalHardlinks > 0 {
+		p("  %d files have hardlinks outside the tree, which change with them%s\n", r.ExternalHardlinks, ex("external_hardlinks"))
+	}
+	if r.MalformedXattrs > 0 {
+		p("  %d malformed ACL or capability xattrs%s\n", r.MalformedXattrs, ex("malformed_xattrs"))
+	}
+	if len(r.Unmappable) > 0 {
+		p("  %d entries with ids outside the map:\n", r.UnmappableEntries)
+		for _, u := range r.Unmappable {
+			p("    %s %d: %d, e.g. %s\n", u.Kind, u.ID, u.Count, strings.Join(quoteAll(u.Examples), ", "))
+		}
+	}
+	if len(r.Owners) > 0 {
+		p("  owners (from → to: entries):\n")
+		for _, o := range r.Owners {
+			p("    %d:%d → %d:%d: %d\n", o.FromUID, o.FromGID, o.ToUID, o.ToGID, o.Count)
+		}
+		if r.OwnersTruncated {
+			p("    … more owners not listed\n")
+		}
+	}
+	switch {
+	case r.AlreadyDone:
+		p("  already done by an earlier run; nothing changed\n")
+	case r.Changed > 0 || r.Removed > 0 || r.Mismatched > 0:
+		p("  changed %d", r.Changed)
+		if r.Unchanged > 0 || r.Removed > 0 {
+			p(", unchanged %d, removed %d", r.Unchanged, r.Removed)
+		}
+		if r.Mismatched > 0 {
+			p(", skipped %d paths that no longer name the shifted inode%s", r.Mismatched, ex("mismatched"))
+		}
+		if r.Resumed {
+			p(" (resumed an interrupted run)")
+		}
+		p("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = strconv.Quote(x)
+	}
+	return out
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -387,6 +387,18 @@ func reverseOne(cache *dirCache, c *collector, r record) error {
 	if err := setAttrs(dirfd, name, typ, r.UID, r.GID, r.Mode, r.ACLAccess, r.ACLDefault, r.Caps); err != nil {
 		return fmt.Errorf("reverse %s: %w", r.Rel, err)
 	}
+	switch typ {
+	case unix.S_IFREG:
+		c.files.Add(1)
+	case unix.S_IFDIR:
+		c.dirs.Add(1)
+	case unix.S_IFLNK:
+		c.symlinks.Add(1)
+	case unix.S_IFIFO:
+		c.fifos.Add(1)
+	case unix.S_IFSOCK:
+		c.sockets.Add(1)
+	}
 	c.changed.Add(1)
 	return nil
 }
