@@ -28,14 +28,27 @@ func (r *runner) restartTargetFix() string {
 	return fmt.Sprintf("systemctl --user -M %s@ restart docker", r.o.User.Name)
 }
 
-func (r *runner) notChecked() Check {
-	return warn(r.targetStartFix(), "not checked: the target daemon does not answer")
+// notChecked is the finding of a check that needs a daemon that does not
+// answer; the daemon's own check carries the fix.
+func notChecked(role string) Check {
+	return warn("", "not checked: the %s daemon does not answer (see %s-daemon)", role, role)
+}
+
+// daemonFound words a dial or info error as a finding, without saying twice
+// that the daemon does not answer and without the client's advice, which
+// the fix replaces.
+func daemonFound(role string, err error) string {
+	msg := strings.Replace(oneLine(err), "; check if the path is correct and if the daemon is running", "", 1)
+	if strings.Contains(msg, "does not answer") {
+		return msg
+	}
+	return fmt.Sprintf("the %s daemon does not answer: %s", role, msg)
 }
 
 func (r *runner) checkTargetDaemon() Check {
 	info, err := r.targetInfo()
 	if err != nil {
-		return fail(r.targetStartFix(), "the target daemon does not answer: %s", oneLine(err))
+		return fail(r.targetStartFix(), "%s", daemonFound("target", err))
 	}
 	return ok("docker %s answers at %s", info.Info.ServerVersion, r.o.TargetHost)
 }
@@ -43,7 +56,7 @@ func (r *runner) checkTargetDaemon() Check {
 func (r *runner) checkTargetRootless() Check {
 	info, err := r.targetInfo()
 	if err != nil {
-		return r.notChecked()
+		return notChecked("target")
 	}
 	if !hasSecurityOption(info, "rootless") {
 		return fail(r.targetStartFix(), "the daemon at %s is not rootless (security options: %s)",
@@ -55,7 +68,7 @@ func (r *runner) checkTargetRootless() Check {
 func (r *runner) checkStorageDriver() Check {
 	info, err := r.targetInfo()
 	if err != nil {
-		return r.notChecked()
+		return notChecked("target")
 	}
 	d := info.Info.Driver
 	r.facts.TargetStorageDriver = d
@@ -73,7 +86,7 @@ func (r *runner) checkStorageDriver() Check {
 func (r *runner) checkCgroupDriver() Check {
 	info, err := r.targetInfo()
 	if err != nil {
-		return r.notChecked()
+		return notChecked("target")
 	}
 	d := info.Info.CgroupDriver
 	r.facts.TargetCgroupDriver = d
@@ -87,7 +100,7 @@ func (r *runner) checkCgroupDriver() Check {
 func (r *runner) checkSourceDaemon() Check {
 	info, err := r.sourceInfo()
 	if err != nil {
-		return fail("systemctl start docker", "the source daemon does not answer: %s", oneLine(err))
+		return fail("systemctl start docker", "%s", daemonFound("source", err))
 	}
 	if hasSecurityOption(info, "rootless") {
 		return fail("", "the daemon at %s is itself rootless: unroot migrates from a rootful daemon", r.o.SourceHost)
@@ -98,7 +111,7 @@ func (r *runner) checkSourceDaemon() Check {
 func (r *runner) checkSourceUsernsRemap() Check {
 	info, err := r.sourceInfo()
 	if err != nil {
-		return fail("systemctl start docker", "not checked: the source daemon does not answer")
+		return notChecked("source")
 	}
 	if hasSecurityOption(info, "userns") {
 		return fail("",

@@ -394,7 +394,10 @@ func (r *runner) checkDevNetTun() Check {
 		return fail("modprobe tun", "/dev/net/tun cannot be opened: %v", errors.Unwrap(err))
 	}
 	f.Close()
-	if st.Mode&0o006 != 0o006 && !(int(st.Uid) == r.o.User.UID && st.Mode&0o600 == 0o600) {
+	_, gids := r.groups()
+	byOwner := int(st.Uid) == r.o.User.UID && st.Mode&0o600 == 0o600
+	byGroup := slices.Contains(gids, int(st.Gid)) && st.Mode&0o060 == 0o060
+	if st.Mode&0o006 != 0o006 && !byOwner && !byGroup {
 		return warn(fmt.Sprintf("chmod 666 %s", "/dev/net/tun"),
 			"/dev/net/tun has mode %04o and owner %d: %s cannot open it for a slirp4netns or pasta tap device",
 			st.Mode&0o7777, st.Uid, r.o.User.Name)

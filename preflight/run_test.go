@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
 )
 
 // fakeDaemon answers Info and the container calls from fixed values.
@@ -338,13 +339,13 @@ func TestRunChecks(t *testing.T) {
 			"runtime-dir", StatusFail, "not a directory owned by alice", fmt.Sprintf("chown %d:%d /run/user/%d", uid, uid, uid)},
 		// target daemon
 		{"target down", func(h *fakeHost) { h.targetDialErr = errors.New("target daemon at x does not answer: cannot connect") },
-			"target-daemon", StatusFail, "cannot connect", "dockerd-rootless-setuptool.sh install"},
+			"target-daemon", StatusFail, "target daemon at x does not answer: cannot connect", "dockerd-rootless-setuptool.sh install"},
 		{"target down, installed unit", func(h *fakeHost) {
 			h.targetDialErr = errors.New("cannot connect")
 			h.write("home/alice/.config/systemd/user/docker.service", "")
 		}, "target-daemon", StatusFail, "cannot connect", "systemctl --user -M alice@ start docker"},
 		{"target down leaves rootless unchecked", func(h *fakeHost) { h.targetDialErr = errors.New("cannot connect") },
-			"target-rootless", StatusWarn, "not checked", ""},
+			"target-rootless", StatusWarn, "not checked: the target daemon does not answer (see target-daemon)", ""},
 		{"target info fails", func(h *fakeHost) { h.target.err = errors.New("boom") },
 			"target-daemon", StatusFail, "docker info: boom", ""},
 		{"target not rootless", func(h *fakeHost) { h.target.info.SecurityOptions = []string{"name=seccomp,profile=default"} },
@@ -405,7 +406,7 @@ func TestRunChecks(t *testing.T) {
 		{"source down", func(h *fakeHost) { h.sourceDialErr = errors.New("cannot connect") },
 			"source-daemon", StatusFail, "cannot connect", "systemctl start docker"},
 		{"source down leaves remap unchecked", func(h *fakeHost) { h.sourceDialErr = errors.New("cannot connect") },
-			"source-userns-remap", StatusFail, "not checked", ""},
+			"source-userns-remap", StatusWarn, "not checked: the source daemon does not answer (see source-daemon)", ""},
 		{"source rootless", func(h *fakeHost) { h.source.info.SecurityOptions = []string{"name=rootless"} },
 			"source-daemon", StatusFail, "itself rootless", ""},
 		{"source userns-remap", func(h *fakeHost) {
@@ -431,6 +432,88 @@ func TestRunChecks(t *testing.T) {
 			}
 			if rep.Failed() != (rep.Summary.Fail > 0) || rep.Summary.OK+rep.Summary.Warn+rep.Summary.Fail != len(IDs()) {
 				t.Errorf("summary %+v does not add up", rep.Summary)
+			}
+		})
+	}
+}
+
+// TestCheckDevNetTunModes needs a real tun device node, which only root can
+// make.
+func TestCheckDevNetTunModes(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("mknod needs root")
+	}
+	uid := testUID()
+	tests := []struct {
+		name     string
+		mode     uint32
+		uid, gid int
+		want     Status
+		found    string
+	}{
+		{"root only", 0o600, 0, 0, StatusWarn, "alice cannot open it"},
+		{"world", 0o666, 0, 0, StatusOK, "opens"},
+		{"owned by the user", 0o600, uid, 0, StatusOK, "opens"},
+		{"a group of the user", 0o660, 0, 999, StatusOK, "opens"},
+		{"another group", 0o660, 0, 2000, StatusWarn, "mode 0660"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newFakeHost(t)
+			p := h.path("dev/net/tun")
+			h.remove("dev/net/tun")
+			if err := unix.Mknod(p, unix.S_IFCHR|tt.mode, int(unix.Mkdev(10, 200))); err != nil {
+				t.Skipf("mknod: %v", err)
+			}
+			if err := os.Chmod(p, os.FileMode(tt.mode)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(p, tt.uid, tt.gid); err != nil {
+				t.Fatal(err)
+			}
+			c, _ := h.run().Check("dev-net-tun")
+			if err := unix.Access(p, unix.R_OK|unix.W_OK); err == nil && c.Status == StatusFail && strings.Contains(c.Found, "cannot be opened") {
+				t.Skipf("the tun driver is not usable here: %s", c.Found)
+			}
+			if c.Status != tt.want || !strings.Contains(c.Found, tt.found) {
+				t.Errorf("dev-net-tun = %s %q, want %s with %q", c.Status, c.Found, tt.want, tt.found)
+			}
+		})
+	}
+}
+
+// TestCheckNewuidmapSetuidRoot needs a root-owned setuid file.
+func TestCheckNewuidmapSetuidRoot(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("a root-owned setuid file needs root")
+	}
+	for _, tt := range []struct {
+		name string
+		mode os.FileMode
+		uid  int
+		want Status
+	}{
+		{"setuid root", 0o755 | os.ModeSetuid, 0, StatusOK},
+		{"setuid another user", 0o755 | os.ModeSetuid, 1234, StatusFail},
+		{"plain", 0o755, 0, StatusFail},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newFakeHost(t)
+			for _, b := range []string{"newuidmap", "newgidmap"} {
+				delete(h.xattrs, h.path("bin/"+b))
+				if err := os.Chown(h.path("bin/"+b), tt.uid, 0); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(h.path("bin/"+b), tt.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, _ := h.run().Check("newuidmap")
+			if c.Status != tt.want {
+				t.Errorf("newuidmap = %s %q, want %s", c.Status, c.Found, tt.want)
+			}
+			if tt.want == StatusOK && !strings.Contains(c.Found, "newgidmap is setuid root") {
+				t.Errorf("finding %q does not cover newgidmap", c.Found)
 			}
 		})
 	}
