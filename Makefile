@@ -60,3 +60,12 @@ uninstall:
 docs: build
 	rm -rf docs/man
 	$(BIN) gen-man docs/man
+
+# bench: side-by-side benchmarks against cp -a, rsync, chown -R and
+# docker save | docker load (docs/benchmarks.md); brings the rig up for P4.
+# Not part of 'make test'. BENCHFLAGS e.g. "-files 20000 -pairs 7 -big -json".
+BENCHFLAGS ?=
+.PHONY: bench
+bench: build testenv
+	$(GO) build -o bin/bench ./bench
+	bin/bench $(BENCHFLAGS)
