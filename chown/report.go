@@ -105,7 +105,8 @@ const (
 
 // Blocking counts the entries that stop Shift and Copy under opts: entries
 // with unmappable ids (unless mapped to the overflow id), malformed xattrs,
-// and device nodes (unless skipped). Nil when nothing blocks.
+// device nodes (unless skipped) and files hardlinked outside the tree
+// (always). Nil when nothing blocks.
 func (r *Report) Blocking(opts Options) *BlockedError {
 	var unm int64
 	if !opts.MapUnmappableToOverflow {
@@ -116,10 +117,10 @@ func (r *Report) Blocking(opts Options) *BlockedError {
 	if !opts.AllowDevices {
 		dev = r.Devices
 	}
-	if unm == 0 && dev == 0 {
+	if unm == 0 && dev == 0 && r.ExternalHardlinks == 0 {
 		return nil
 	}
-	return &BlockedError{Root: r.Root, Unmappable: unm, Devices: dev}
+	return &BlockedError{Root: r.Root, Unmappable: unm, Devices: dev, ExternalHardlinks: r.ExternalHardlinks}
 }
 
 // collector gathers a report from concurrent workers: counters are atomic,

@@ -7,6 +7,7 @@ import (
 	"path"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -54,7 +55,7 @@ type Options struct {
 	afterApply func() error
 }
 
-// Errors a caller branches on. The error of a blocked run wraps one or both.
+// Errors a caller branches on. The error of a blocked run wraps one or more.
 var (
 	// ErrUnmappable means the tree holds ids (owners, ACL entries, the root
 	// id of v3 capabilities) that the map cannot send anywhere, and
@@ -63,6 +64,10 @@ var (
 	// ErrDeviceNode means the tree holds device nodes and
 	// [Options.AllowDevices] is not set.
 	ErrDeviceNode = errors.New("device nodes in the tree")
+	// ErrExternalHardlinks means the tree holds files with hardlinks outside
+	// it: shifting them would give the outside files away, copying them would
+	// hand their content to the target user. There is no option to allow it.
+	ErrExternalHardlinks = errors.New("files hardlinked to paths outside the tree")
 	// ErrNotEmpty means Copy's destination exists and is not empty, and
 	// [Options.Update] is not set.
 	ErrNotEmpty = errors.New("destination is not empty")
@@ -70,26 +75,32 @@ var (
 
 // BlockedError is returned, with the report of the preflight audit, when a
 // tree holds entries that the options do not allow to shift or copy. It
-// wraps [ErrUnmappable] and/or [ErrDeviceNode].
+// wraps [ErrUnmappable], [ErrDeviceNode] and [ErrExternalHardlinks] as they
+// apply.
 type BlockedError struct {
-	Root       string
-	Unmappable int64 // entries with at least one unmappable id
-	Devices    int64
+	Root              string
+	Unmappable        int64 // entries with at least one unmappable id
+	Devices           int64
+	ExternalHardlinks int64 // inodes with links outside the tree
 }
 
 // Error implements error.
 func (e *BlockedError) Error() string {
-	switch {
-	case e.Unmappable > 0 && e.Devices > 0:
-		return fmt.Sprintf("%s: %d entries with unmappable ids and %d device nodes", e.Root, e.Unmappable, e.Devices)
-	case e.Devices > 0:
-		return fmt.Sprintf("%s: %d device nodes", e.Root, e.Devices)
-	default:
-		return fmt.Sprintf("%s: %d entries with unmappable ids", e.Root, e.Unmappable)
+	var parts []string
+	if e.Unmappable > 0 {
+		parts = append(parts, fmt.Sprintf("%d entries with unmappable ids", e.Unmappable))
 	}
+	if e.Devices > 0 {
+		parts = append(parts, fmt.Sprintf("%d device nodes", e.Devices))
+	}
+	if e.ExternalHardlinks > 0 {
+		parts = append(parts, fmt.Sprintf("%d files hardlinked to paths outside it", e.ExternalHardlinks))
+	}
+	return e.Root + ": " + strings.Join(parts, " and ")
 }
 
-// Unwrap lets errors.Is find [ErrUnmappable] and [ErrDeviceNode].
+// Unwrap lets errors.Is find [ErrUnmappable], [ErrDeviceNode] and
+// [ErrExternalHardlinks].
 func (e *BlockedError) Unwrap() []error {
 	var errs []error
 	if e.Unmappable > 0 {
@@ -98,19 +109,25 @@ func (e *BlockedError) Unwrap() []error {
 	if e.Devices > 0 {
 		errs = append(errs, ErrDeviceNode)
 	}
+	if e.ExternalHardlinks > 0 {
+		errs = append(errs, ErrExternalHardlinks)
+	}
 	return errs
 }
 
 // Hint says how to get past the error.
 func (e *BlockedError) Hint() string {
-	switch {
-	case e.Unmappable > 0 && e.Devices > 0:
-		return "widen the user's subordinate id range or opt in to mapping unmappable ids to 65534, and remove the device nodes or opt in to skipping them"
-	case e.Devices > 0:
-		return "device nodes cannot be used by a rootless daemon; remove them or opt in to skipping them"
-	default:
-		return "widen the user's subordinate id range (/etc/subuid, /etc/subgid) or opt in to mapping unmappable ids to 65534"
+	var hints []string
+	if e.Unmappable > 0 {
+		hints = append(hints, "widen the user's subordinate id range (/etc/subuid, /etc/subgid) or opt in to mapping unmappable ids to 65534")
 	}
+	if e.Devices > 0 {
+		hints = append(hints, "remove the device nodes (a rootless daemon cannot use them) or opt in to skipping them")
+	}
+	if e.ExternalHardlinks > 0 {
+		hints = append(hints, "remove the extra links (find PATH -type f -links +1) or replace them with copies, so that no file shares an inode with a file outside the tree")
+	}
+	return strings.Join(hints, "; ")
 }
 
 // mode is what a walk does to the entries it meets.
