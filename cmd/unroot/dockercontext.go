@@ -130,10 +130,11 @@ func contextHost(configDir, name string) (string, error) {
 // context does not fail it.
 const annotationLocal = "unroot/local"
 
-// localCommand reports whether cmd talks to no daemon.
+// localCommand reports whether cmd never reads the source daemon. Commands
+// in other files are listed by name; new ones can set annotationLocal.
 func localCommand(cmd *cobra.Command) bool {
 	switch cmd.Name() {
-	case "help", "version", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+	case "help", "version", "chown", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
 		return true
 	}
 	return cmd.Annotations[annotationLocal] != ""

@@ -165,6 +165,10 @@ func TestCheckSourceFailsOnUnknownContext(t *testing.T) {
 			t.Errorf("%v: exit %d: %s", args, code, errOut)
 		}
 	}
+	// chown reads no daemon: whatever it says, it is not about the context.
+	if _, errOut, _ := runEco(t, "chown", "--user", "root", "--dry-run", t.TempDir()); strings.Contains(errOut, "e2e-missing") {
+		t.Errorf("chown resolved the docker context: %s", errOut)
+	}
 	// --source-host makes the context irrelevant.
 	if _, errOut, _ := runEco(t, "check", "--user", "root", "--source-host", "unix:///nonexistent.sock"); strings.Contains(errOut, "e2e-missing") {
 		t.Errorf("--source-host given, still resolved the context: %s", errOut)
