@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -227,5 +228,65 @@ func TestInventoryUnknownContainer(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "\nhint: run 'docker ps -a' against the source daemon to see the names") {
 		t.Errorf("stderr lacks the hint line:\n%s", stderr)
+	}
+}
+
+// TestInventoryReadImagesBothDaemons drives the library the planner uses
+// against the real daemons: ReadImages must agree with docker image ls, and
+// the rootless daemon must be recognised as such.
+func TestInventoryReadImagesBothDaemons(t *testing.T) {
+	rig := Load(t)
+	ctx := t.Context()
+	for _, target := range []bool{false, true} {
+		host := rig.SourceHost
+		if target {
+			host = rig.TargetHost
+		}
+		role := map[bool]string{false: "source", true: "target"}[target]
+		api, err := inventory.Dial(ctx, role, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = api.Close() })
+		// Other tests load and remove images meanwhile: compare snapshots
+		// taken back to back, a bounded number of times.
+		var (
+			imgs      map[string]inventory.Image
+			got, want []string
+		)
+		for range 3 {
+			if imgs, err = inventory.ReadImages(ctx, api); err != nil {
+				t.Fatal(err)
+			}
+			want = nil
+			if out := rig.Docker(t, target, "image", "ls", "-q", "--no-trunc"); out != "" {
+				want = strings.Fields(out)
+			}
+			slices.Sort(want)
+			want = slices.Compact(want)
+			if got = slices.Sorted(maps.Keys(imgs)); slices.Equal(got, want) {
+				break
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: ReadImages IDs = %v, docker image ls = %v", host, got, want)
+		}
+		if !target {
+			id := rig.Docker(t, false, "image", "inspect", "-f", "{{.Id}}", rig.Image)
+			if !slices.Contains(imgs[id].RepoTags, rig.Image) {
+				t.Errorf("ReadImages[%s].RepoTags = %v, want %s", id, imgs[id].RepoTags, rig.Image)
+			}
+		}
+
+		inv, err := inventory.Read(ctx, api, inventory.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inv.Daemon.Rootless != target {
+			t.Errorf("%s: rootless = %t, want %t", host, inv.Daemon.Rootless, target)
+		}
+		if target && !strings.HasPrefix(inv.Daemon.DockerRootDir, rig.Home) {
+			t.Errorf("rootless root dir = %q, want it under %s", inv.Daemon.DockerRootDir, rig.Home)
+		}
 	}
 }
