@@ -178,8 +178,8 @@ func ConvertContainer(c *inventory.Container, o ConvertOptions) (*CreateSpec, er
 	}
 	cfg.ExposedPorts, hc.PortBindings = exposed, ports
 
-	mounts, mw := convertMounts(c, o.DockerSocket)
-	hc.Mounts = mounts
+	mounts, binds, mw := convertMounts(c, o.DockerSocket)
+	hc.Mounts, hc.Binds = mounts, binds
 	spec.Warnings = append(spec.Warnings, mw...)
 
 	nc, connect := convertNetworks(c)
@@ -233,13 +233,16 @@ func convertPorts(in []inventory.Port, hostPorts map[uint16]uint16) (network.Por
 	return pm, set, nil
 }
 
-// convertMounts turns the container's mounts into API mounts: volumes by
-// name, binds by path (the rootful docker socket rewritten), tmpfs mounts
-// not already in HostConfig.Tmpfs.
-func convertMounts(c *inventory.Container, dockerSocket string) ([]mount.Mount, []string) {
+// convertMounts turns the container's mounts into API mounts (volumes by
+// name, tmpfs mounts not already in HostConfig.Tmpfs) and bind strings: binds
+// go through HostConfig.Binds like -v, so a missing source is created as it
+// was by the rootful daemon. A bind of the rootful docker socket is rewritten
+// to dockerSocket.
+func convertMounts(c *inventory.Container, dockerSocket string) ([]mount.Mount, []string, []string) {
 	var (
-		out  []mount.Mount
-		warn []string
+		out   []mount.Mount
+		binds []string
+		warn  []string
 	)
 	for _, m := range c.Mounts {
 		switch m.Type {
@@ -251,14 +254,17 @@ func convertMounts(c *inventory.Container, dockerSocket string) ([]mount.Mount, 
 			if dockerSocket != "" && slices.Contains(dockerSocketPaths, src) {
 				src = dockerSocket
 			}
-			mm := mount.Mount{Type: mount.TypeBind, Source: src, Target: m.Destination, ReadOnly: !m.RW}
+			opts := []string{"rw"}
+			if !m.RW {
+				opts[0] = "ro"
+			}
 			if m.Propagation != "" && m.Propagation != string(mount.PropagationRPrivate) {
-				mm.BindOptions = &mount.BindOptions{Propagation: mount.Propagation(m.Propagation)}
+				opts = append(opts, m.Propagation)
 			}
 			if hasSELinuxRelabel(m.Mode) {
 				warn = append(warn, fmt.Sprintf("bind %s: SELinux relabel option %q dropped", m.Destination, m.Mode))
 			}
-			out = append(out, mm)
+			binds = append(binds, src+":"+m.Destination+":"+strings.Join(opts, ","))
 		case inventory.MountTmpfs:
 			if _, ok := c.Tmpfs[m.Destination]; ok {
 				continue
@@ -272,7 +278,7 @@ func convertMounts(c *inventory.Container, dockerSocket string) ([]mount.Mount, 
 			warn = append(warn, fmt.Sprintf("mount %s of type %q is not supported: dropped", m.Destination, m.Type))
 		}
 	}
-	return out, warn
+	return out, binds, warn
 }
 
 func hasSELinuxRelabel(mode string) bool {

@@ -169,8 +169,6 @@ func TestConvertContainerMounts(t *testing.T) {
 	}
 	want := []mount.Mount{
 		{Type: mount.TypeVolume, Source: "shop_data", Target: "/data"},
-		{Type: mount.TypeBind, Source: "/srv/www", Target: "/www", ReadOnly: true},
-		{Type: mount.TypeBind, Source: "/run/user/1001/docker.sock", Target: "/var/run/docker.sock"},
 		{Type: mount.TypeTmpfs, Target: "/cache", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 64 << 20, Mode: 0o1777}},
 	}
 	got := spec.Create.HostConfig.Mounts
@@ -185,6 +183,10 @@ func TestConvertContainerMounts(t *testing.T) {
 		if (w.TmpfsOptions == nil) != (g.TmpfsOptions == nil) || (w.TmpfsOptions != nil && !tmpfsEqual(w.TmpfsOptions, g.TmpfsOptions)) {
 			t.Errorf("mount %d tmpfs options = %+v, want %+v", i, g.TmpfsOptions, w.TmpfsOptions)
 		}
+	}
+	wantBinds := []string{"/srv/www:/www:ro", "/run/user/1001/docker.sock:/var/run/docker.sock:rw"}
+	if !slices.Equal(spec.Create.HostConfig.Binds, wantBinds) {
+		t.Errorf("binds = %q, want %q", spec.Create.HostConfig.Binds, wantBinds)
 	}
 }
 

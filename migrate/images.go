@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
 )
@@ -224,6 +225,5 @@ func hasImage(ctx context.Context, d ImageLoader, id string) (bool, error) {
 
 // isNotFound reports whether err is the daemon's "no such object".
 func isNotFound(err error) bool {
-	var nf interface{ NotFound() }
-	return err != nil && errors.As(err, &nf)
+	return err != nil && cerrdefs.IsNotFound(err)
 }

@@ -1,0 +1,592 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+// CommitRepo is the repository of images committed from a stopped source
+// container to keep its writable layer ("unroot/commit:<container>").
+const CommitRepo = "unroot/commit"
+
+// cutover moves one unit: image transfer and volume pre-sync while the
+// sources run, then stop, commit, final sync, create, start and the health
+// gate. A failure after the first change rolls the unit back.
+func (a *applier) cutover(ctx context.Context, unit []*Service) (err error) {
+	step := "prepare"
+	names := make([]string, len(unit))
+	for i, s := range unit {
+		names[i] = s.Container
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		ce := &CutoverError{Container: strings.Join(names, ", "), Step: step, Err: err}
+		for _, n := range names {
+			if ss := a.st.Service(n); ss != nil {
+				ss.Error = fmt.Sprintf("%s: %v", step, err)
+			}
+		}
+		a.logf("%s: %s failed: %v; rolling back", ce.Container, step, err)
+		// The rollback must run even when ctx was cancelled (Ctrl-C).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+		defer cancel()
+		if rerr := rollbackServices(rctx, a.rollbackEnv(), names, false); rerr != nil {
+			ce.RollbackErr = rerr
+			for _, n := range names {
+				if ss := a.st.Service(n); ss != nil {
+					ss.Phase = PhaseFailed
+				}
+			}
+			_ = a.st.Save()
+		} else {
+			ce.RolledBack = true
+			a.logf("%s: rolled back; the source runs as before", ce.Container)
+		}
+		err = ce
+	}()
+
+	states := make([]*ServiceState, len(unit))
+	for i, s := range unit {
+		ss := a.st.Service(s.Container)
+		if ss == nil || ss.Phase == PhaseRolledBack || ss.Phase == PhaseFailed && !ss.Phase.AtLeast(PhaseCreating) {
+			c, cerr := a.inv.Container(s.Container)
+			if cerr != nil {
+				return cerr
+			}
+			fresh := &ServiceState{
+				Container: s.Container, SourceID: s.ID, Phase: PhasePlanned, SourceWasRunning: s.Running,
+				RestartPolicy: c.RestartPolicy, Ports: s.Ports, Volumes: s.Volumes, Binds: s.Binds,
+				Image: s.Image, Started: time.Now().UTC(),
+			}
+			if ss != nil && ss.Phase == PhaseFailed {
+				// A failed run that never stopped anything: start over.
+				fresh.SourceWasRunning = ss.SourceWasRunning
+			}
+			ss = fresh
+			a.st.Services[s.Container] = ss
+		} else if ss.Phase != PhaseFailed {
+			a.logf("%s: resuming from phase %s", s.Container, ss.Phase)
+		}
+		ss.Error = ""
+		states[i] = ss
+	}
+	if err := a.save(); err != nil {
+		return err
+	}
+
+	step = "image transfer"
+	if err := a.transferImages(ctx, unit); err != nil {
+		return err
+	}
+	a.advance(states, PhaseImageTransferred)
+
+	step = "volume pre-sync"
+	vols, binds := unitMounts(unit)
+	var vstates []*VolumeState
+	for _, v := range vols {
+		vs, err := a.ensureVolume(ctx, v)
+		if err != nil {
+			return err
+		}
+		if err := a.checkMove(vs); err != nil {
+			return err
+		}
+		vstates = append(vstates, vs)
+	}
+	for _, vs := range vstates {
+		if err := a.presync(ctx, vs); err != nil {
+			return err
+		}
+	}
+	a.advance(states, PhasePresynced)
+	if err := a.save(); err != nil {
+		return err
+	}
+
+	step = "stop source"
+	for i := len(unit) - 1; i >= 0; i-- {
+		if err := a.stopSource(ctx, unit[i], states[i]); err != nil {
+			return err
+		}
+	}
+	a.advance(states, PhaseSourceStopped)
+	if err := a.save(); err != nil {
+		return err
+	}
+
+	step = "commit writable layer"
+	for i, s := range unit {
+		if err := a.commit(ctx, s, states[i]); err != nil {
+			return err
+		}
+	}
+
+	step = "final sync"
+	for _, vs := range vstates {
+		if err := a.finalSync(ctx, vs); err != nil {
+			return err
+		}
+	}
+	for _, b := range binds {
+		if err := a.shiftBind(ctx, b); err != nil {
+			return err
+		}
+	}
+	a.advance(states, PhaseSynced)
+	if err := a.save(); err != nil {
+		return err
+	}
+
+	step = "create target"
+	for i, s := range unit {
+		if err := a.createTarget(ctx, s, states[i]); err != nil {
+			return err
+		}
+	}
+
+	step = "start target"
+	for i, s := range unit {
+		if !states[i].SourceWasRunning {
+			continue
+		}
+		if _, err := a.o.Target.ContainerStart(ctx, states[i].TargetID, client.ContainerStartOptions{}); err != nil {
+			return fmt.Errorf("start %s in target: %w", s.Container, err)
+		}
+		a.logf("%s: target started", s.Container)
+	}
+	a.advance(states, PhaseTargetStarted)
+	if err := a.save(); err != nil {
+		return err
+	}
+
+	step = "health gate"
+	for i, s := range unit {
+		if !states[i].SourceWasRunning {
+			continue
+		}
+		if err := a.healthGate(ctx, s, states[i]); err != nil {
+			return err
+		}
+	}
+
+	step = "finish"
+	for i, s := range unit {
+		ss := states[i]
+		if err := a.disableSourceRestart(ctx, ss); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		ss.HealthyAt, ss.Finished = now, now
+		if ss.SourceWasRunning && !ss.StoppedAt.IsZero() {
+			ss.DowntimeMS = now.Sub(ss.StoppedAt).Milliseconds()
+		}
+		ss.Phase = PhaseDone
+		if ss.SourceWasRunning {
+			a.logf("%s: migrated; downtime %s%s", s.Container, ss.Downtime().Round(time.Millisecond), portsLine(ss.Ports))
+		} else {
+			a.logf("%s: migrated (created, not started: the source was not running)", s.Container)
+		}
+	}
+	return a.save()
+}
+
+// advance moves every state of the unit forward to p (never back).
+func (a *applier) advance(states []*ServiceState, p Phase) {
+	for _, ss := range states {
+		if !ss.Phase.AtLeast(p) {
+			ss.Phase = p
+		}
+	}
+}
+
+func portsLine(ps []PortPlan) string {
+	var parts []string
+	for _, p := range ps {
+		if p.Rewritten {
+			parts = append(parts, fmt.Sprintf("%s→%s/%s", p.OldHostPort, p.NewHostPort, p.Proto))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "; ports " + strings.Join(parts, ", ")
+}
+
+// transferImages carries the unit's images (all not yet in the target) in
+// one stream.
+func (a *applier) transferImages(ctx context.Context, unit []*Service) error {
+	var refs []ImageRef
+	for _, s := range unit {
+		if slices.ContainsFunc(refs, func(r ImageRef) bool { return r.ID == s.ImageID }) {
+			continue
+		}
+		ref := ImageRef{ID: s.ImageID}
+		for _, ip := range a.plan.Images {
+			if ip.ID == s.ImageID {
+				ref.Tags, ref.Size = ip.Tags, ip.Size
+			}
+		}
+		refs = append(refs, ref)
+	}
+	_, err := TransferImages(ctx, a.o.Source, a.o.Target, refs, a.o.Progress)
+	return err
+}
+
+// stopSource stops a running source container, honouring its stop timeout
+// and signal, and records when the first one stopped.
+func (a *applier) stopSource(ctx context.Context, s *Service, ss *ServiceState) error {
+	res, err := a.o.Source.ContainerInspect(ctx, ss.SourceID, client.ContainerInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("inspect source %s: %w", s.Container, err)
+	}
+	if res.Container.State == nil || !res.Container.State.Running {
+		return nil
+	}
+	timeout := s.StopTimeout
+	if _, err := a.o.Source.ContainerStop(ctx, ss.SourceID, client.ContainerStopOptions{Timeout: &timeout}); err != nil {
+		return fmt.Errorf("stop source %s: %w", s.Container, err)
+	}
+	if ss.StoppedAt.IsZero() {
+		ss.StoppedAt = time.Now().UTC()
+	}
+	a.logf("%s: source stopped", s.Container)
+	return nil
+}
+
+// commit keeps the stopped source's writable-layer changes by committing it
+// to an image and transferring that image.
+func (a *applier) commit(ctx context.Context, s *Service, ss *ServiceState) error {
+	if !s.CommitWritableLayer || a.o.NoCommit {
+		return nil
+	}
+	ref := CommitRepo + ":" + commitTag(s.Container)
+	if ss.CommittedImage == "" {
+		if _, err := a.o.Source.ContainerCommit(ctx, ss.SourceID, client.ContainerCommitOptions{
+			Reference: ref, Comment: "unroot: writable layer of " + s.Container, NoPause: true,
+		}); err != nil {
+			return fmt.Errorf("commit %s: %w", s.Container, err)
+		}
+		ss.CommittedImage = ref
+		a.logf("%s: writable layer committed as %s", s.Container, ref)
+	}
+	img, err := a.o.Source.ImageInspect(ctx, ss.CommittedImage)
+	if err != nil {
+		return fmt.Errorf("inspect committed image %s: %w", ss.CommittedImage, err)
+	}
+	if _, err := TransferImages(ctx, a.o.Source, a.o.Target, []ImageRef{{ID: img.ID, Tags: []string{ss.CommittedImage}, Size: img.Size}}, a.o.Progress); err != nil {
+		return err
+	}
+	ss.Image = ss.CommittedImage
+	return a.save()
+}
+
+// commitTag makes a container name a valid tag ([\w][\w.-]{0,127}).
+func commitTag(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		ok := c == '_' || c == '.' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !ok || i == 0 && (c == '.' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 128 {
+		b = b[:128]
+	}
+	return string(b)
+}
+
+// createTarget creates the target container, or adopts the one an
+// interrupted run created.
+func (a *applier) createTarget(ctx context.Context, s *Service, ss *ServiceState) error {
+	if ss.Phase.AtLeast(PhaseCreating) {
+		res, err := a.o.Target.ContainerInspect(ctx, s.Container, client.ContainerInspectOptions{})
+		if err == nil {
+			ss.TargetID = res.Container.ID
+			a.logf("%s: reusing the target container an earlier run created", s.Container)
+			return a.save()
+		}
+		if !isNotFound(err) {
+			return fmt.Errorf("inspect target %s: %w", s.Container, err)
+		}
+	}
+	ss.Phase = PhaseCreating
+	if err := a.save(); err != nil {
+		return err
+	}
+	c, err := a.inv.Container(s.Container)
+	if err != nil {
+		return err
+	}
+	image := ss.Image
+	if image == "" || image == c.Image && !a.imageHasTag(c.ImageID, c.Image) {
+		image = c.ImageID
+	}
+	spec, err := ConvertContainer(c, ConvertOptions{
+		Image: image, HostPorts: hostPortMap(ss.Ports), DockerSocket: a.o.TargetSocket, Limits: a.o.Limits,
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range spec.Warnings {
+		a.logf("%s: warning: %s", s.Container, w)
+	}
+	ss.Warnings = spec.Warnings
+	res, err := a.o.Target.ContainerCreate(ctx, spec.Create)
+	if err != nil {
+		return fmt.Errorf("create %s in target: %w", s.Container, err)
+	}
+	ss.TargetID = res.ID
+	if err := a.save(); err != nil {
+		return err
+	}
+	for _, n := range spec.Connect {
+		if _, err := a.o.Target.NetworkConnect(ctx, n.Network, client.NetworkConnectOptions{Container: res.ID, EndpointConfig: n.Endpoint}); err != nil {
+			return fmt.Errorf("connect %s to network %s: %w", s.Container, n.Network, err)
+		}
+	}
+	a.logf("%s: created in target", s.Container)
+	return nil
+}
+
+// imageHasTag reports whether the source image id carries tag (a container
+// created from a tag that has since moved to another image must be
+// recreated from the ID it runs).
+func (a *applier) imageHasTag(id, tag string) bool {
+	for _, ip := range a.plan.Images {
+		if ip.ID == id {
+			return slices.Contains(ip.Tags, tag)
+		}
+	}
+	return false
+}
+
+// hostPortMap turns the plan's port list into the old → new host port map.
+func hostPortMap(ps []PortPlan) map[uint16]uint16 {
+	m := map[uint16]uint16{}
+	for _, p := range ps {
+		if !p.Rewritten {
+			continue
+		}
+		o, err1 := strconv.ParseUint(p.OldHostPort, 10, 16)
+		n, err2 := strconv.ParseUint(p.NewHostPort, 10, 16)
+		if err1 == nil && err2 == nil {
+			m[uint16(o)] = uint16(n)
+		}
+	}
+	return m
+}
+
+// HealthError says a target container did not pass the health gate.
+type HealthError struct {
+	Container string
+	Reason    string
+}
+
+func (e *HealthError) Error() string {
+	return fmt.Sprintf("%s did not become healthy in the rootless daemon: %s", e.Container, e.Reason)
+}
+
+// Hint points at the container's logs.
+func (e *HealthError) Hint() string {
+	return "the target container was removed; reproduce with 'docker -H unix:///run/user/UID/docker.sock run ...' and read its logs"
+}
+
+// healthGate waits until the target container is healthy (when it has a
+// healthcheck) or has run for Settle without restarting and answers on each
+// published TCP port on the host.
+func (a *applier) healthGate(ctx context.Context, s *Service, ss *ServiceState) error {
+	id := ss.TargetID
+	inspect := func() (container.InspectResponse, error) {
+		res, err := a.o.Target.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			return container.InspectResponse{}, fmt.Errorf("inspect target %s: %w", s.Container, err)
+		}
+		if res.Container.State == nil {
+			return container.InspectResponse{}, &HealthError{s.Container, "the daemon reports no state"}
+		}
+		return res.Container, nil
+	}
+	first, err := inspect()
+	if err != nil {
+		return err
+	}
+	if first.State.Health != nil {
+		timeout := a.o.HealthTimeout
+		if timeout == 0 {
+			timeout = healthTimeout(first.Config)
+		}
+		deadline := time.Now().Add(timeout)
+		for {
+			c, err := inspect()
+			if err != nil {
+				return err
+			}
+			switch {
+			case c.State.Health != nil && c.State.Health.Status == container.Healthy:
+				a.logf("%s: healthy", s.Container)
+				return nil
+			case c.State.Health != nil && c.State.Health.Status == container.Unhealthy:
+				return &HealthError{s.Container, "its healthcheck reports unhealthy" + lastHealthOutput(c.State.Health)}
+			case !c.State.Running && !c.State.Restarting:
+				return &HealthError{s.Container, fmt.Sprintf("it exited with code %d", c.State.ExitCode)}
+			case time.Now().After(deadline):
+				return &HealthError{s.Container, fmt.Sprintf("still %q after %s", c.State.Health.Status, timeout)}
+			}
+			if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	restarts := first.RestartCount
+	deadline := time.Now().Add(a.o.Settle)
+	for {
+		c, err := inspect()
+		if err != nil {
+			return err
+		}
+		if !c.State.Running || c.State.Restarting || c.RestartCount != restarts {
+			return &HealthError{s.Container, fmt.Sprintf("it did not keep running (exit code %d, %d restarts)", c.State.ExitCode, c.RestartCount-restarts)}
+		}
+		if time.Now().After(deadline) {
+			return a.probePorts(ctx, s, ss, c)
+		}
+		if err := sleepCtx(ctx, min(500*time.Millisecond, time.Until(deadline)+time.Millisecond)); err != nil {
+			return err
+		}
+	}
+}
+
+// probePorts connects to each published TCP port of the target on the
+// host, with bounded retries.
+func (a *applier) probePorts(ctx context.Context, s *Service, ss *ServiceState, c container.InspectResponse) error {
+	for _, p := range ss.Ports {
+		if p.Proto != "" && p.Proto != "tcp" {
+			continue
+		}
+		host := "127.0.0.1"
+		if p.HostIP != "" && p.HostIP != "0.0.0.0" && p.HostIP != "::" {
+			host = p.HostIP
+		}
+		port := p.NewHostPort
+		if _, err := strconv.Atoi(port); err != nil {
+			port = boundPort(c, p)
+		}
+		if port == "" {
+			continue
+		}
+		addr := net.JoinHostPort(host, port)
+		var last error
+		ok := false
+		for i := 0; i < 20; i++ {
+			d := net.Dialer{Timeout: time.Second}
+			conn, err := d.DialContext(ctx, "tcp", addr)
+			if err == nil {
+				conn.Close()
+				ok = true
+				break
+			}
+			last = err
+			if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		if !ok {
+			return &HealthError{s.Container, fmt.Sprintf("nothing answers on %s: %v", addr, last)}
+		}
+		a.logf("%s: answers on %s", s.Container, addr)
+	}
+	return nil
+}
+
+// boundPort is the host port the daemon picked for p ("" when unknown).
+func boundPort(c container.InspectResponse, p PortPlan) string {
+	if c.NetworkSettings == nil {
+		return ""
+	}
+	key, ok := network.PortFrom(p.ContainerPort, network.IPProtocol(p.Proto))
+	if !ok {
+		return ""
+	}
+	for _, b := range c.NetworkSettings.Ports[key] {
+		if b.HostPort != "" {
+			return b.HostPort
+		}
+	}
+	return ""
+}
+
+// healthTimeout allows the healthcheck its start period and every retry,
+// at least one minute and at most ten.
+func healthTimeout(cfg *container.Config) time.Duration {
+	t := time.Minute
+	if cfg != nil && cfg.Healthcheck != nil {
+		h := cfg.Healthcheck
+		iv, to := h.Interval, h.Timeout
+		if iv == 0 {
+			iv = 30 * time.Second
+		}
+		if to == 0 {
+			to = 30 * time.Second
+		}
+		r := h.Retries
+		if r == 0 {
+			r = 3
+		}
+		t = max(t, h.StartPeriod+time.Duration(r+1)*(iv+to))
+	}
+	return min(t, 10*time.Minute)
+}
+
+func lastHealthOutput(h *container.Health) string {
+	if h == nil || len(h.Log) == 0 {
+		return ""
+	}
+	out := strings.TrimSpace(h.Log[len(h.Log)-1].Output)
+	if len(out) > 200 {
+		out = out[:200]
+	}
+	if out == "" {
+		return ""
+	}
+	return ": " + out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// disableSourceRestart sets the source's restart policy to "no", so a
+// reboot does not start both; rollback restores the recorded policy.
+func (a *applier) disableSourceRestart(ctx context.Context, ss *ServiceState) error {
+	if ss.RestartPolicyChanged || ss.RestartPolicy.Name == "" || ss.RestartPolicy.Name == "no" {
+		return nil
+	}
+	if _, err := a.o.Source.ContainerUpdate(ctx, ss.SourceID, client.ContainerUpdateOptions{
+		RestartPolicy: &container.RestartPolicy{Name: container.RestartPolicyDisabled},
+	}); err != nil {
+		return fmt.Errorf("set restart policy of source %s to no: %w", ss.Container, err)
+	}
+	ss.RestartPolicyChanged = true
+	return a.save()
+}
