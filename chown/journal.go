@@ -165,8 +165,8 @@ func readJournal(r io.Reader, fn func(off int64, rec record) error) (int64, erro
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic := make([]byte, len(journalMagic))
 	if n, err := io.ReadFull(br, magic); err != nil {
-		if n == 0 && errors.Is(err, io.EOF) {
-			return 0, nil // never written
+		if string(magic[:n]) == journalMagic[:n] {
+			return 0, nil // never or partly written: nothing was changed
 		}
 		return 0, fmt.Errorf("journal header: %w", ErrCorruptJournal)
 	}
