@@ -397,6 +397,11 @@ func readNetworks(ctx context.Context, api API, inv *Inventory, whole bool) ([]N
 			out = append(out, Network{Name: name, Missing: true, IPv4: true, Containers: members[name]})
 			continue
 		}
+		if isNotFound(err) {
+			// Listed, then removed before we got to it; nobody selected
+			// uses it.
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("inspect network %s: %w", name, err)
 		}

@@ -494,3 +494,13 @@ func TestReadObjectsGoneWhileReading(t *testing.T) {
 		eq(t, "warning count", len(inv.Warnings), 1)
 	})
 }
+
+func TestReadNetworkRemovedAfterListing(t *testing.T) {
+	f := loadFake(t, dir141, "1.41")
+	delete(f.network, "host")
+	inv := mustRead(t, f, Options{})
+	if _, err := inv.Network("host"); err == nil {
+		t.Error("a network removed after the listing is still reported")
+	}
+	eq(t, "warnings", inv.Warnings, []string(nil))
+}
