@@ -139,6 +139,8 @@ Start with 'unroot check --user NAME' to see whether the user is ready.`,
 		newCheckCmd(g),
 		newInventoryCmd(g),
 		newChownCmd(g),
+		newStatusCmd(g),
+		newRollbackCmd(g),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
