@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -180,11 +181,32 @@ func TestPluginVersionAndHelp(t *testing.T) {
 		if got := pluginHelpVerbs(help); strings.Join(got, " ") != strings.Join(verbs, " ") {
 			t.Errorf("docker unroot --help lists %v, unroot --help %v", got, verbs)
 		}
+		// The docker 28 CLI completes plugin commands by asking the plugin
+		// ('docker-unroot __complete unroot ...'); 20.10 does not.
+		if major := p.clientMajor(t); major >= 28 {
+			got := p.mustRun(t, nil, "__complete", "unroot", "")
+			for _, v := range verbs {
+				if !strings.Contains(got, v+"\t") {
+					t.Errorf("docker %d completion of 'docker unroot ' lacks %s:\n%s", major, v, got)
+				}
+			}
+		}
 		res := p.run(t, nil, "unroot", "--no-such-flag")
 		if res.Code != 2 || !strings.Contains(res.Stderr, "--no-such-flag") {
 			t.Errorf("docker unroot --no-such-flag: exit %d, stderr %q; want the usage exit 2", res.Code, res.Stderr)
 		}
 	})
+}
+
+// clientMajor is the docker CLI's major version.
+func (p *pluginHome) clientMajor(t *testing.T) int {
+	t.Helper()
+	v := strings.TrimSpace(p.mustRun(t, nil, "version", "--format", "{{.Client.Version}}"))
+	major, err := strconv.Atoi(strings.SplitN(v, ".", 2)[0])
+	if err != nil {
+		t.Fatalf("docker client version %q: %v", v, err)
+	}
+	return major
 }
 
 // pluginHelpVerbs returns the verbs under "Available Commands:" in help text.
