@@ -199,7 +199,20 @@ func (r *runner) checkSubIDOverlap() Check {
 	for _, kind := range []string{"uid", "gid"} {
 		f := r.subIDs(kind)
 		own := r.ownRanges(f)
-		for _, o := range own {
+		// Deleting the later duplicate by line number works whether it
+		// names the user or its uid, which usermod does not match.
+		var dropLines []string
+		for i, o := range own {
+			// Two of the user's own lines (say one by name, one by uid)
+			// covering the same ids make an id map the kernel refuses.
+			for _, e := range own[i+1:] {
+				if uint64(o.Start) < e.End() && uint64(e.Start) < o.End() {
+					status = StatusFail
+					problems = append(problems, fmt.Sprintf("%s lines %d and %d of %s overlap (%d:%d and %d:%d)",
+						f.path, o.Line, e.Line, r.o.User.Name, o.Start, o.Count, e.Start, e.Count))
+					dropLines = append(dropLines, fmt.Sprintf("-e '%dd'", e.Line))
+				}
+			}
 			if kind == "uid" && uint64(o.Start) <= uint64(r.o.User.UID) && uint64(r.o.User.UID) < o.End() ||
 				kind == "gid" && uint64(o.Start) <= uint64(r.o.User.GID) && uint64(r.o.User.GID) < o.End() {
 				status = StatusFail
@@ -216,6 +229,9 @@ func (r *runner) checkSubIDOverlap() Check {
 				fixes = append(fixes, fmt.Sprintf("usermod --del-sub%ss %d-%d --add-sub%ss %d-%d %s",
 					kind, o.Start, o.End()-1, kind, s, s+uint64(o.Count)-1, r.o.User.Name))
 			}
+		}
+		if dropLines = slices.Compact(dropLines); len(dropLines) > 0 {
+			fixes = append(fixes, fmt.Sprintf("sed -i %s %s", strings.Join(dropLines, " "), f.path))
 		}
 		// Ids of real accounts inside the range would let container
 		// processes act as those accounts on the host.

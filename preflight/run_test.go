@@ -273,6 +273,9 @@ func TestRunChecks(t *testing.T) {
 		{"range holds the user's own uid", func(h *fakeHost) {
 			h.write("etc/subuid", fmt.Sprintf("alice:%d:65536\n", uid))
 		}, "subid-overlap", StatusFail, "contains the user's own uid", ""},
+		{"the user's own lines overlap", func(h *fakeHost) {
+			h.write("etc/subuid", fmt.Sprintf("alice:231072:65536\n%d:231072:65536\n", uid))
+		}, "subid-overlap", StatusFail, "lines 1 and 2 of alice overlap", "sed -i -e '2d' /etc/subuid"},
 		{"range holds an account", func(h *fakeHost) { h.write("etc/subuid", "alice:1500:65536\n") },
 			"subid-overlap", StatusWarn, "bob (2000)", ""},
 		// newuidmap
