@@ -42,19 +42,21 @@ fuzz:
 clean:
 	rm -rf bin
 
-# install: the binary, and a symlink that makes it the docker CLI plugin
-# 'docker unroot'. /usr/libexec/docker/cli-plugins is searched by both the
-# 20.10 and the 28.x docker CLI. DESTDIR stages a package.
+# install: the binary, its man pages, and a symlink that makes it the docker
+# CLI plugin 'docker unroot'. /usr/libexec/docker/cli-plugins is searched by
+# both the 20.10 and the 28.x docker CLI. DESTDIR stages a package.
 PREFIX     ?= /usr/local
 PLUGINDIR  ?= /usr/libexec/docker/cli-plugins
+MANDIR     ?= $(PREFIX)/share/man/man1
 .PHONY: install uninstall docs
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/unroot
+	$(BIN) gen-man $(DESTDIR)$(MANDIR)
 	install -d $(DESTDIR)$(PLUGINDIR)
 	ln -sfn $(PREFIX)/bin/unroot $(DESTDIR)$(PLUGINDIR)/docker-unroot
 
 uninstall:
-	rm -f $(DESTDIR)$(PLUGINDIR)/docker-unroot $(DESTDIR)$(PREFIX)/bin/unroot
+	rm -f $(DESTDIR)$(PLUGINDIR)/docker-unroot $(DESTDIR)$(PREFIX)/bin/unroot $(DESTDIR)$(MANDIR)/unroot.1 $(DESTDIR)$(MANDIR)/unroot-*.1
 
 # docs: man pages into docs/man (generated, not committed).
 docs: build

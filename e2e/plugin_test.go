@@ -356,6 +356,9 @@ func TestPluginMakeInstall(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(staged, "usr", "local", "bin", "unroot")); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Errorf("staged binary: %v %v", fi, err)
 	}
+	if _, err := os.Stat(filepath.Join(staged, "usr", "local", "share", "man", "man1", "unroot.1")); err != nil {
+		t.Errorf("staged man page: %v", err)
+	}
 
 	want := pluginVersion(t, r)
 	found := 0
