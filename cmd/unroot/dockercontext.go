@@ -134,7 +134,7 @@ const annotationLocal = "unroot/local"
 // in other files are listed by name; new ones can set annotationLocal.
 func localCommand(cmd *cobra.Command) bool {
 	switch cmd.Name() {
-	case "help", "version", "chown", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+	case "help", "version", "chown", "status", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
 		return true
 	}
 	return cmd.Annotations[annotationLocal] != ""

@@ -165,9 +165,15 @@ func TestCheckSourceFailsOnUnknownContext(t *testing.T) {
 			t.Errorf("%v: exit %d: %s", args, code, errOut)
 		}
 	}
-	// chown reads no daemon: whatever it says, it is not about the context.
-	if _, errOut, _ := runEco(t, "chown", "--user", "root", "--dry-run", t.TempDir()); strings.Contains(errOut, "e2e-missing") {
-		t.Errorf("chown resolved the docker context: %s", errOut)
+	// chown and status read no daemon: whatever they say, it is not about
+	// the context.
+	for _, args := range [][]string{
+		{"chown", "--user", "root", "--dry-run", t.TempDir()},
+		{"status", "--user", "root", "--state-dir", t.TempDir()},
+	} {
+		if _, errOut, _ := runEco(t, args...); strings.Contains(errOut, "e2e-missing") {
+			t.Errorf("%s resolved the docker context: %s", args[0], errOut)
+		}
 	}
 	// --source-host makes the context irrelevant.
 	if _, errOut, _ := runEco(t, "check", "--user", "root", "--source-host", "unix:///nonexistent.sock"); strings.Contains(errOut, "e2e-missing") {
