@@ -2,7 +2,9 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -489,14 +491,12 @@ func (a *applier) probePorts(ctx context.Context, s *Service, ss *ServiceState, 
 		var last error
 		ok := false
 		for i := 0; i < 20; i++ {
-			d := net.Dialer{Timeout: time.Second}
-			conn, err := d.DialContext(ctx, "tcp", addr)
-			if err == nil {
-				conn.Close()
+			if err := probeTCP(ctx, addr); err == nil {
 				ok = true
 				break
+			} else {
+				last = err
 			}
-			last = err
 			if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
 				return err
 			}
@@ -507,6 +507,32 @@ func (a *applier) probePorts(ctx context.Context, s *Service, ss *ServiceState, 
 		a.logf("%s: answers on %s", s.Container, addr)
 	}
 	return nil
+}
+
+// probeTCP connects to addr and checks the connection stays open (or
+// delivers data) for a moment: the rootless port forwarder accepts every
+// connection on the host and closes it at once when nothing listens in the
+// container, so a bare connect proves nothing.
+func probeTCP(ctx context.Context, addr string) error {
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(700 * time.Millisecond))
+	n, err := conn.Read(make([]byte, 1))
+	var ne net.Error
+	switch {
+	case n > 0:
+		return nil
+	case errors.As(err, &ne) && ne.Timeout():
+		return nil
+	case err == nil || errors.Is(err, io.EOF):
+		return errors.New("connection closed at once: nothing listens behind the port")
+	default:
+		return err
+	}
 }
 
 // boundPort is the host port the daemon picked for p ("" when unknown).
