@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -214,9 +215,9 @@ func TestShiftResume(t *testing.T) {
 			f := buildFixture(t)
 			orig := snapshot(t, f.root)
 			opts := fullOptions(t)
-			applied := 0
+			var applied atomic.Int64
 			opts.afterApply = func() error {
-				if applied++; applied >= n {
+				if applied.Add(1) >= int64(n) {
 					return errCrash
 				}
 				return nil
@@ -261,9 +262,9 @@ func TestShiftCancelled(t *testing.T) {
 	orig := snapshot(t, f.root)
 	opts := fullOptions(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	n := 0
+	var n atomic.Int64
 	opts.afterApply = func() error {
-		if n++; n == 10 {
+		if n.Add(1) == 10 {
 			cancel()
 		}
 		return nil

@@ -50,8 +50,8 @@ type Options struct {
 	// use.
 	Progress func(files, bytes int64)
 
-	// afterApply, when set, runs after each inode a Shift changes; tests use
-	// it to simulate a crash midway.
+	// afterApply, when set, runs (concurrently, from the workers) after each
+	// inode a Shift changes; tests use it to simulate a crash midway.
 	afterApply func() error
 }
 
