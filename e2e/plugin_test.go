@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -375,5 +376,56 @@ func TestPluginMakeInstall(t *testing.T) {
 	}
 	if found == 0 {
 		t.Fatalf("no docker CLI at any of %v", pluginClients)
+	}
+}
+
+// TestPluginVerbsMatchDirectRun runs daemon-reading and state-reading verbs
+// both ways and requires the same exit status and the same report.
+func TestPluginVerbsMatchDirectRun(t *testing.T) {
+	r := Load(t)
+	state := t.TempDir()
+	verbs := []struct {
+		name string
+		args []string
+		// key reduces the JSON report to what must not differ between runs.
+		key func(t *testing.T, out string) string
+	}{
+		{"check", append([]string{"check", "--format", "json"}, r.Hosts()...), func(t *testing.T, out string) string {
+			// Statuses are left out: a container another test leaves behind
+			// may turn a daemon check to warn between the two runs.
+			var rep struct {
+				User   struct{ Name string }
+				Checks []struct{ ID string }
+			}
+			if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Checks) == 0 {
+				t.Fatalf("check json: %v\n%s", err, out)
+			}
+			return fmt.Sprint(rep.User, rep.Checks)
+		}},
+		{"status", []string{"status", "--user", r.User, "--state-dir", state, "--format", "json"}, func(t *testing.T, out string) string {
+			var v map[string]any
+			if err := json.Unmarshal([]byte(out), &v); err != nil {
+				t.Fatalf("status json: %v\n%s", err, out)
+			}
+			return fmt.Sprint(v)
+		}},
+	}
+	for _, v := range verbs {
+		t.Run(v.name, func(t *testing.T) {
+			direct := r.UnrootEnv(t, nil, v.args...)
+			if direct.Code != 0 && direct.Code != 1 {
+				t.Fatalf("unroot %s: exit %d: %s", v.name, direct.Code, direct.Stderr)
+			}
+			want := v.key(t, direct.Stdout)
+			forEachPluginClient(t, r, func(t *testing.T, p *pluginHome) {
+				res := p.run(t, nil, append([]string{"unroot"}, v.args...)...)
+				if res.Code != direct.Code {
+					t.Errorf("exit %d, direct run %d: %s", res.Code, direct.Code, res.Stderr)
+				}
+				if got := v.key(t, res.Stdout); got != want {
+					t.Errorf("docker unroot %s reports\n%s\ndirect run\n%s", v.name, got, want)
+				}
+			})
+		})
 	}
 }
