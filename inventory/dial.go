@@ -59,7 +59,14 @@ func Dial(ctx context.Context, role, host string) (*client.Client, error) {
 // connection errors so the message fits on a line.
 func trimDaemonErr(err error) error {
 	msg := err.Error()
-	if i := strings.Index(msg, "Cannot connect to the Docker daemon"); i >= 0 {
+	// Old clients say "Cannot connect to the Docker daemon ...", v0.6.3
+	// "failed to connect to the docker API at ...; check if the path is
+	// correct and if the daemon is running: dial unix ...: <cause>". Keep
+	// only the cause: the host is already in DaemonError's message.
+	if strings.Contains(msg, "Cannot connect to the Docker daemon") || strings.Contains(msg, "failed to connect to the docker API") {
+		if i := strings.LastIndex(msg, ": "); i >= 0 {
+			return errors.New("cannot connect: " + msg[i+2:])
+		}
 		return errors.New("cannot connect")
 	}
 	return err
