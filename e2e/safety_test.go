@@ -184,7 +184,7 @@ func TestSafetySymlinkSwapRaceAgainstContainer(t *testing.T) {
 			t.Errorf("round %d: migrate --dry-run usage error: %s", round, errOut)
 		}
 		for _, tree := range []string{volPath, bind} {
-			args := append(r.Hosts(), "--state-dir", state, "chown", tree)
+			args := append(r.Hosts(), "--state-dir", state, "chown", "--map-unmappable-to-overflow", tree)
 			_, errOut, code = r.Unroot(t, args...)
 			if code != 0 {
 				t.Logf("round %d: chown %s exit %d (the race may stop it): %s", round, tree, code, strings.TrimSpace(errOut))
