@@ -100,3 +100,44 @@ func TestAuditDocFields(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanSchemaDocFields fails when a JSON field of the plan is missing from
+// docs/plan-schema.md.
+func TestPlanSchemaDocFields(t *testing.T) {
+	b, err := os.ReadFile("../docs/plan-schema.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	types := []reflect.Type{
+		reflect.TypeFor[Plan](), reflect.TypeFor[User](), reflect.TypeFor[Daemon](), reflect.TypeFor[MapInfo](),
+		reflect.TypeFor[Service](), reflect.TypeFor[PortPlan](), reflect.TypeFor[ImagePlan](), reflect.TypeFor[NetworkPlan](),
+		reflect.TypeFor[VolumePlan](), reflect.TypeFor[BindPlan](), reflect.TypeFor[Finding](), reflect.TypeFor[Summary](),
+		reflect.TypeFor[Prerequisite](),
+	}
+	for _, typ := range types {
+		for f := range typ.Fields() {
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if !strings.Contains(doc, "`"+name+"`") {
+				t.Errorf("docs/plan-schema.md does not document %s field %q", typ.Name(), name)
+			}
+		}
+	}
+	for f := range reflect.TypeFor[chown.Range]().Fields() {
+		if !strings.Contains(doc, `"`+f.Name+`"`) {
+			t.Errorf("docs/plan-schema.md does not show Range field %q", f.Name)
+		}
+	}
+	if !strings.Contains(doc, "schema_version 1") || SchemaVersion != 1 {
+		t.Errorf("docs/plan-schema.md describes schema_version 1; the code is at %d", SchemaVersion)
+	}
+}
