@@ -275,7 +275,8 @@ func Build(ctx context.Context, opts Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	inv, err := inventory.Read(ctx, opts.Source, inventory.Options{All: true, Containers: names, Diff: !opts.NoCommit})
+	// The diff is read even with NoCommit: the plan must warn what is lost.
+	inv, err := inventory.Read(ctx, opts.Source, inventory.Options{All: true, Containers: names, Diff: true})
 	if err != nil {
 		return nil, fmt.Errorf("read source containers: %w", err)
 	}

@@ -779,9 +779,9 @@ func TestBuildWritableLayer(t *testing.T) {
 		fs := findings(p, CodeWritableLayer)
 		switch {
 		case noCommit:
-			// --no-commit does not read the diff, so nothing is known.
-			if s.WritableChanges != 0 || s.CommitWritableLayer || len(fs) != 0 {
-				t.Errorf("no-commit: %+v %+v", s, fs)
+			// The change is lost, and the plan says so.
+			if s.WritableChanges != 1 || s.CommitWritableLayer || len(fs) != 1 || fs[0].Severity != Warning {
+				t.Errorf("no-commit: changes %d commit %v findings %+v", s.WritableChanges, s.CommitWritableLayer, fs)
 			}
 		default:
 			if s.WritableChanges != 1 || !s.CommitWritableLayer || len(fs) != 1 || fs[0].Severity != Info {
