@@ -16,7 +16,9 @@ const Overflow = 65534
 // Range is one line of a uid_map or gid_map: Size ids starting at Container
 // map to the ids starting at Host (container → host).
 type Range struct {
-	Container, Host, Size uint32
+	Container uint32 `json:"container"`
+	Host      uint32 `json:"host"`
+	Size      uint32 `json:"size"`
 }
 
 // String renders r as "container A-B → host C-D", the form used in messages.

@@ -133,8 +133,9 @@ func TestPlanSchemaDocFields(t *testing.T) {
 		}
 	}
 	for f := range reflect.TypeFor[chown.Range]().Fields() {
-		if !strings.Contains(doc, `"`+f.Name+`"`) {
-			t.Errorf("docs/plan-schema.md does not show Range field %q", f.Name)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if !strings.Contains(doc, `"`+name+`"`) {
+			t.Errorf("docs/plan-schema.md does not show Range field %q", name)
 		}
 	}
 	if !strings.Contains(doc, "schema_version 1") || SchemaVersion != 1 {

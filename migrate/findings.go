@@ -119,7 +119,7 @@ func IsSystemPath(p string) bool {
 	if slices.Contains(systemPaths, p) {
 		return true
 	}
-	for _, pre := range []string{"/proc/", "/sys/", "/dev/", "/boot/", "/usr/", "/etc/", "/bin/", "/sbin/", "/lib/", "/lib64/"} {
+	for _, pre := range []string{"/proc/", "/sys/", "/dev/", "/boot/", "/usr/", "/etc/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/var/lib/docker/"} {
 		if strings.HasPrefix(p, pre) {
 			return true
 		}

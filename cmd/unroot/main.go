@@ -142,9 +142,7 @@ Start with 'unroot check --user NAME' to see whether the user is ready.`,
 		newStatusCmd(g),
 		newRollbackCmd(g),
 	)
-	for _, c := range root.Commands() {
-		wrapArgs(c)
-	}
+	wrapArgs(root)
 	return root
 }
 
