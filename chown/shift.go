@@ -76,8 +76,12 @@ func Shift(ctx context.Context, root string, opts Options) (*Report, error) {
 			return nil, fmt.Errorf("shift: journal %s: %w", jpath, err)
 		}
 		if valid < int64(len(journalMagic)) {
-			if err := f.Truncate(0); err == nil {
-				_, err = f.WriteAt([]byte(journalMagic), 0)
+			// A journal torn before its header was whole: start it afresh.
+			if err := f.Truncate(0); err != nil {
+				return nil, fmt.Errorf("shift: journal: %w", err)
+			}
+			if _, err := f.WriteAt([]byte(journalMagic), 0); err != nil {
+				return nil, fmt.Errorf("shift: journal: %w", err)
 			}
 			valid = int64(len(journalMagic))
 		}

@@ -186,10 +186,6 @@ func composeService(project, service, dependsOn string) ctrOpt {
 	}
 }
 
-func stopped(c *container.InspectResponse) {
-	c.State = &container.State{Status: container.StateExited, ExitCode: 0}
-}
-
 type fakeNotFound struct{ what string }
 
 func (e fakeNotFound) Error() string { return "Error: No such " + e.what }
