@@ -84,7 +84,7 @@ func TestP1OnePair(t *testing.T) {
 	if _, err := generate(tree, genSpec{Files: c.files, PerDir: 50, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
-	b := &bencher{c: c, dir: dir, tree: tree, fs: "test", out: io.Discard}
+	b := &bencher{c: c, dir: dir, tree: tree, fs: "test", out: io.Discard, files: c.files}
 	// The generated tree itself must fail the check (its owners are unshifted),
 	// or the check proves nothing.
 	if err := b.verify(tree); err == nil {

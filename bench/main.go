@@ -30,21 +30,22 @@ import (
 
 // config is the parsed command line.
 type config struct {
-	files    int
-	bigFiles int
-	pairs    int
-	big      bool
-	json     bool
-	only     string
-	fs       string
-	tmpfsDir string
-	diskDir  string
-	unroot   string
-	envFile  string
-	large    int
-	seed     uint64
-	keep     bool
-	rig      rig
+	files     int
+	diskFiles int
+	bigFiles  int
+	pairs     int
+	big       bool
+	json      bool
+	only      string
+	fs        string
+	tmpfsDir  string
+	diskDir   string
+	unroot    string
+	envFile   string
+	large     int
+	seed      uint64
+	keep      bool
+	rig       rig
 }
 
 // rig holds the ids of the rootless target user (from the test rig's env
@@ -67,7 +68,8 @@ func main() {
 		return
 	}
 	var c config
-	flag.IntVar(&c.files, "files", 100_000, "small files in the P1/P2/P3 tree")
+	flag.IntVar(&c.files, "files", 100_000, "small files in the P1/P2/P3 tree on tmpfs")
+	flag.IntVar(&c.diskFiles, "disk-files", 20_000, "small files in the P1/P2/P3 tree on disk (a virtual disk is slow: keeps 'make bench' near 10 minutes)")
 	flag.IntVar(&c.bigFiles, "big-files", 1_000_000, "files in the P6 tree with -big")
 	flag.IntVar(&c.pairs, "pairs", 5, "ours/baseline pairs per measure (at least 5 for published numbers)")
 	flag.BoolVar(&c.big, "big", false, "also measure P6 peak RSS on a -big-files tree")
@@ -81,7 +83,17 @@ func main() {
 	flag.IntVar(&c.large, "large", 4, "8 MiB files in the tree")
 	flag.Uint64Var(&c.seed, "seed", 1, "generator seed")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work trees")
+	genOnly := flag.String("gen", "", "only generate a -files tree at this path (for profiling) and exit")
 	flag.Parse()
+	if *genOnly != "" {
+		st, err := generate(*genOnly, genSpec{Files: c.files, LargeFiles: c.large, LargeSize: 8 << 20, Seed: c.seed})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%+v\n", st)
+		return
+	}
 	if c.pairs < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -pairs must be at least 1")
 		os.Exit(2)
@@ -189,17 +201,21 @@ func run(ctx context.Context, c *config, out io.Writer) error {
 			return err
 		}
 		fsDesc := describeFS(dir)
-		fmt.Fprintf(out, "\n== %s (%s): generating %d files…\n", fsName, fsDesc, c.files)
+		files := c.files
+		if fsName == "disk" {
+			files = c.diskFiles
+		}
+		fmt.Fprintf(out, "\n== %s (%s): generating %d files…\n", fsName, fsDesc, files)
 		tree := filepath.Join(dir, "tree")
 		t0 := time.Now()
-		st, err := generate(tree, genSpec{Files: c.files, LargeFiles: c.large, LargeSize: 8 << 20, Seed: c.seed})
+		st, err := generate(tree, genSpec{Files: files, LargeFiles: c.large, LargeSize: 8 << 20, Seed: c.seed})
 		if err != nil {
 			cleanup()
 			return fmt.Errorf("generate on %s: %w", fsName, err)
 		}
 		fmt.Fprintf(out, "   %d files, %d dirs, %d symlinks, %d hardlinks, %d setuid, %d ACLs, %d caps, %d sparse, %.1f MiB in %s\n",
 			st.Files, st.Dirs, st.Symlinks, st.Hardlinks, st.Setuid, st.ACLs, st.Caps, st.Sparse, float64(st.Bytes)/(1<<20), time.Since(t0).Round(time.Millisecond))
-		b := &bencher{c: c, dir: dir, tree: tree, fs: fsName + "/" + fsDesc, out: out}
+		b := &bencher{c: c, dir: dir, tree: tree, fs: fsName + "/" + fsDesc, out: out, files: files}
 		var rs []result
 		if c.want("P1") {
 			rs = append(rs, b.p1()...)
@@ -211,7 +227,7 @@ func run(ctx context.Context, c *config, out io.Writer) error {
 			rs = append(rs, b.p3())
 		}
 		if b.err == nil && c.want("P6") {
-			rs = append(rs, b.p6(c.files)...)
+			rs = append(rs, b.p6(files)...)
 		}
 		s.Results = append(s.Results, rs...)
 		if !c.keep {

@@ -20,13 +20,14 @@ import (
 
 // bencher runs the file measures (P1, P2, P3, P6) on one filesystem.
 type bencher struct {
-	c    *config
-	dir  string // work directory on the filesystem
-	tree string // the generated tree, never changed
-	fs   string // "tmpfs <desc>"
-	out  io.Writer
-	err  error // first failure; later measures are skipped
-	n    int   // unique work directory counter
+	c     *config
+	dir   string // work directory on the filesystem
+	tree  string // the generated tree, never changed
+	fs    string // "tmpfs <desc>"
+	out   io.Writer
+	files int   // small files in tree
+	err   error // first failure; later measures are skipped
+	n     int   // unique work directory counter
 
 	copyRSS []int64 // peak RSS of every ours copy-with-shift run (P6)
 	cpRSS   []int64
@@ -82,54 +83,76 @@ func (b *bencher) work() string {
 // pairs alternates ours and base (A B A B …) c.pairs times and returns the
 // result with medians and the ratio.
 func (b *bencher) pairs(r result, ours, base side) result {
-	if b.err != nil {
-		r.Note = "not run: an earlier measure failed"
-		return r
+	return b.rounds([]result{r}, ours, []side{base})[0]
+}
+
+// rounds runs ours then every baseline in turn (A B C A B C …) c.pairs
+// times; rs[i] gets ours' samples and those of bases[i], its medians and
+// ratio. Sharing ours' runs between baselines saves a run per round.
+func (b *bencher) rounds(rs []result, ours side, bases []side) []result {
+	for i := range rs {
+		rs[i].FS = b.fs
 	}
-	fmt.Fprintf(b.out, "-- %s on %s: %s vs %s\n", r.ID, b.fs, r.Ours, r.Baseline)
-	r.FS = b.fs
+	if b.err != nil {
+		for i := range rs {
+			rs[i].Note = "not run: an earlier measure failed"
+		}
+		return rs
+	}
+	var names []string
+	for _, r := range rs {
+		names = append(names, r.Baseline)
+	}
+	fmt.Fprintf(b.out, "-- %s on %s: %s vs %s\n", rs[0].ID, b.fs, rs[0].Ours, strings.Join(names, " and "))
+	var oursS []float64
+	var oursRSS int64
 	for i := 0; i < b.c.pairs; i++ {
-		for j, s := range []side{ours, base} {
+		for j, s := range append([]side{ours}, bases...) {
 			w := b.work()
 			if s.prep != nil {
 				if err := s.prep(w); err != nil {
 					b.err = err
-					return r
+					return rs
 				}
 			}
 			d, rss, err := s.run(w)
 			if err != nil {
-				b.err = fmt.Errorf("%s: %w", r.ID, err)
-				return r
+				b.err = fmt.Errorf("%s: %w", rs[0].ID, err)
+				return rs
 			}
+			label := "ours"
 			if j == 0 {
-				r.OursS = append(r.OursS, d.Seconds())
-				r.OursRSS = max(r.OursRSS, rss)
+				oursS = append(oursS, d.Seconds())
+				oursRSS = max(oursRSS, rss)
 			} else {
-				r.BaseS = append(r.BaseS, d.Seconds())
-				r.BaseRSS = max(r.BaseRSS, rss)
+				label = fmt.Sprintf("base%d", j)
+				rs[j-1].BaseS = append(rs[j-1].BaseS, d.Seconds())
+				rs[j-1].BaseRSS = max(rs[j-1].BaseRSS, rss)
 			}
-			fmt.Fprintf(b.out, "   %s %d: %.3fs (rss %.1f MiB)\n", map[int]string{0: "ours", 1: "base"}[j], i+1, d.Seconds(), float64(rss)/1024)
+			fmt.Fprintf(b.out, "   %s %d: %.3fs (peak rss %.1f MiB)\n", label, i+1, d.Seconds(), float64(rss)/1024)
 			if j == 0 && i == 0 && s.result != nil {
 				if err := b.verify(s.result(w)); err != nil {
-					b.err = fmt.Errorf("%s: ours gave a wrong tree: %w", r.ID, err)
-					return r
+					b.err = fmt.Errorf("%s: ours gave a wrong tree: %w", rs[0].ID, err)
+					return rs
 				}
 			}
 			if s.clean != nil {
 				if err := s.clean(w); err != nil {
 					b.err = err
-					return r
+					return rs
 				}
 			}
 		}
 	}
-	r.OursMed, r.BaseMed = median(r.OursS), median(r.BaseS)
-	if r.BaseMed > 0 {
-		r.Ratio = r.OursMed / r.BaseMed
-		r.Met = r.Ratio <= r.Goal
+	for i := range rs {
+		rs[i].OursS, rs[i].OursRSS = oursS, oursRSS
+		rs[i].OursMed, rs[i].BaseMed = median(oursS), median(rs[i].BaseS)
+		if rs[i].BaseMed > 0 {
+			rs[i].Ratio = rs[i].OursMed / rs[i].BaseMed
+			rs[i].Met = rs[i].Ratio <= rs[i].Goal
+		}
 	}
-	return r
+	return rs
 }
 
 func median(xs []float64) float64 {
@@ -215,10 +238,10 @@ func (b *bencher) p1() []result {
 		},
 		clean: removeAll,
 	}
-	return []result{
-		b.pairs(result{ID: "P1", Ours: "copy-with-shift (chown.Copy)", Baseline: "cp -a", Files: b.c.files, Goal: 0.8, GoalText: "≤ 0.8×"}, ours, cp),
-		b.pairs(result{ID: "P1", Ours: "copy-with-shift (chown.Copy)", Baseline: "rsync -aHAX --numeric-ids --usermap --groupmap", Files: b.c.files, Goal: 0.25, GoalText: "≤ 0.25×"}, ours, rsync),
-	}
+	return b.rounds([]result{
+		{ID: "P1", Ours: "copy-with-shift (chown.Copy)", Baseline: "cp -a", Files: b.files, Goal: 0.8, GoalText: "≤ 0.8×"},
+		{ID: "P1", Ours: "copy-with-shift (chown.Copy)", Baseline: "rsync -aHAX --numeric-ids --usermap --groupmap", Files: b.files, Goal: 0.25, GoalText: "≤ 0.25×"},
+	}, ours, []side{cp, rsync})
 }
 
 // hasChownVerb reports whether the unroot binary has a 'chown' verb.
@@ -231,7 +254,7 @@ func (b *bencher) hasChownVerb() bool {
 }
 
 func (b *bencher) p2() result {
-	r := result{ID: "P2", Baseline: fmt.Sprintf("chown -R %d:%d (one owner)", b.c.rig.SubStart, b.c.rig.SubStart), Files: b.c.files, Goal: 1.0, GoalText: "≤ 1.0×"}
+	r := result{ID: "P2", Baseline: fmt.Sprintf("chown -R %d:%d (one owner)", b.c.rig.SubStart, b.c.rig.SubStart), Files: b.files, Goal: 1.0, GoalText: "≤ 1.0×"}
 	var ours side
 	if b.hasChownVerb() {
 		r.Ours = "unroot chown --user " + b.c.rig.User
@@ -265,7 +288,7 @@ func (b *bencher) p2() result {
 }
 
 func (b *bencher) p3() result {
-	r := result{ID: "P3", Ours: "volume move (rename + chown.Shift)", Baseline: "cp -a of the same volume", Files: b.c.files, Goal: 0.1, GoalText: "≤ 0.1×"}
+	r := result{ID: "P3", Ours: "volume move (rename + chown.Shift)", Baseline: "cp -a of the same volume", Files: b.files, Goal: 0.1, GoalText: "≤ 0.1×"}
 	ours := side{
 		prep: b.cpTree,
 		run: func(w string) (time.Duration, int64, error) {
@@ -316,7 +339,7 @@ func bigRSS(ctx context.Context, c *config, out io.Writer) ([]result, error) {
 		return nil, err
 	}
 	fmt.Fprintf(out, "   generated in %s\n", time.Since(t0).Round(time.Millisecond))
-	b := &bencher{c: c, dir: dir, tree: tree, fs: "tmpfs/" + describeFS(dir), out: out}
+	b := &bencher{c: c, dir: dir, tree: tree, fs: "tmpfs/" + describeFS(dir), out: out, files: c.bigFiles}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
