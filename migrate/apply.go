@@ -193,6 +193,9 @@ func Apply(ctx context.Context, plan *Plan, o ApplyOptions) (*Result, error) {
 			o.Progress.Logf("%s: already migrated, nothing to do", s.Container)
 		}
 	}
+	if err := a.checkMoves(); err != nil {
+		return res, err
+	}
 	if err := a.networks(ctx); err != nil {
 		return res, err
 	}

@@ -10,9 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 
 	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
 
 	"github.com/unroot/unroot/chown"
 )
@@ -59,7 +59,7 @@ func (e *VolumeVerifyError) Hint() string {
 type SameFilesystemError struct{ Volume, Source, Target string }
 
 func (e *SameFilesystemError) Error() string {
-	return fmt.Sprintf("volume %s: --volumes move needs %s and %s on one filesystem", e.Volume, e.Source, e.Target)
+	return fmt.Sprintf("volume %s: --volumes move needs %s and %s on one mount (rename cannot cross filesystems or bind mounts)", e.Volume, e.Source, e.Target)
 }
 
 // Hint suggests copy mode.
@@ -167,20 +167,71 @@ func dirEmpty(dir string) (bool, error) {
 }
 
 // checkMove refuses --volumes move across filesystems before anything
-// changes: the source volume's directory and the target's must share st_dev.
+// changes: the source volume's directory and the target's must be on one
+// mount (a bind mount of the same device is another mount, and rename(2)
+// across it fails with EXDEV).
 func (a *applier) checkMove(vs *VolumeState) error {
 	if vs.Mode != VolumesMove || vs.Moved {
 		return nil
 	}
-	var s, t syscall.Stat_t
-	if err := syscall.Stat(filepath.Dir(vs.SourcePath), &s); err != nil {
-		return fmt.Errorf("volume %s: %w", vs.Name, err)
+	return checkSameMount(vs.Name, filepath.Dir(vs.SourcePath), filepath.Dir(vs.TargetPath))
+}
+
+func checkSameMount(name, src, dst string) error {
+	same, err := SameMount(src, dst)
+	if err != nil {
+		return fmt.Errorf("volume %s: %w", name, err)
 	}
-	if err := syscall.Stat(filepath.Dir(vs.TargetPath), &t); err != nil {
-		return fmt.Errorf("volume %s: %w", vs.Name, err)
+	if !same {
+		return &SameFilesystemError{Volume: name, Source: src, Target: dst}
 	}
-	if s.Dev != t.Dev {
-		return &SameFilesystemError{Volume: vs.Name, Source: vs.SourcePath, Target: vs.TargetPath}
+	return nil
+}
+
+// SameMount reports whether a and b are on one mount, so a rename between
+// them works: same device and, where statx reports it, same mount ID.
+func SameMount(a, b string) (bool, error) {
+	var sa, sb unix.Statx_t
+	mask := unix.STATX_BASIC_STATS | unix.STATX_MNT_ID
+	if err := unix.Statx(unix.AT_FDCWD, a, 0, mask, &sa); err != nil {
+		return false, fmt.Errorf("stat %s: %w", a, err)
+	}
+	if err := unix.Statx(unix.AT_FDCWD, b, 0, mask, &sb); err != nil {
+		return false, fmt.Errorf("stat %s: %w", b, err)
+	}
+	if sa.Dev_major != sb.Dev_major || sa.Dev_minor != sb.Dev_minor {
+		return false, nil
+	}
+	if sa.Mask&sb.Mask&unix.STATX_MNT_ID != 0 && sa.Mnt_id != sb.Mnt_id {
+		return false, nil
+	}
+	return true, nil
+}
+
+// checkMoves refuses a move-mode plan whose volumes cannot be renamed into
+// the target's data root, before Apply changes anything.
+func (a *applier) checkMoves() error {
+	if a.plan.VolumesMode != VolumesMove {
+		return nil
+	}
+	root := a.plan.Target.DataRoot
+	if root == "" {
+		root = filepath.Join(a.plan.User.Home, ".local/share/docker")
+	}
+	dst := filepath.Join(root, "volumes")
+	if _, err := os.Stat(dst); err != nil {
+		dst = root
+	}
+	for _, vp := range a.plan.Volumes {
+		if !vp.CopyData {
+			continue
+		}
+		if vs := a.st.Volumes[vp.Name]; vs != nil && vs.Moved {
+			continue
+		}
+		if err := checkSameMount(vp.Name, filepath.Dir(vp.SourcePath), dst); err != nil {
+			return err
+		}
 	}
 	return nil
 }
