@@ -6,7 +6,7 @@ PKGS        := ./...
 # Fuzz targets run briefly under 'make fuzz' (CI runs them a few seconds each).
 FUZZTIME    ?= 5s
 
-.PHONY: build test test-unit e2e lint fmt testenv testenv-down fuzz clean
+.PHONY: build test test-unit e2e lint fmt testenv testenv-down fuzz clean demo
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/unroot
@@ -35,6 +35,10 @@ testenv:
 
 testenv-down:
 	bash scripts/testenv.sh down
+
+# demo: bring up the rig, create a sample stack on the rootful daemon, migrate it.
+demo:
+	bash scripts/demo.sh
 
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)

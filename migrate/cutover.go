@@ -256,11 +256,14 @@ func (a *applier) stopSource(ctx context.Context, s *Service, ss *ServiceState) 
 		return nil
 	}
 	timeout := s.StopTimeout
+	// Downtime starts when the stop is asked for: the service stops
+	// answering with the signal, not when the daemon reports it gone.
+	asked := time.Now().UTC()
 	if _, err := a.o.Source.ContainerStop(ctx, ss.SourceID, client.ContainerStopOptions{Timeout: &timeout}); err != nil {
 		return fmt.Errorf("stop source %s: %w", s.Container, err)
 	}
 	if ss.StoppedAt.IsZero() {
-		ss.StoppedAt = time.Now().UTC()
+		ss.StoppedAt = asked
 	}
 	a.logf("%s: source stopped", s.Container)
 	return nil
