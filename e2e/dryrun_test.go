@@ -302,13 +302,14 @@ func TestMigrateDryRunChangesNothingAndCountsExactly(t *testing.T) {
 	volPath := r.Docker(t, false, "volume", "inspect", "-f", "{{.Mountpoint}}", vol)
 	awkwardTree(t, volPath, false)
 	awkwardTree(t, bind, false)
-	r.Docker(t, false, "run", "-d", "--name", name, "-p", "127.0.0.1:80:80", "-v", vol+":/data", "-v", bind+":/srv",
+	r.Docker(t, false, "run", "-d", "--name", name, "-p", "127.0.0.1:93:80", "-v", vol+":/data", "-v", bind+":/srv",
 		r.Image, "sleep", "3600")
 
 	beforeVol, beforeBind, beforeTarget := snapshot(t, volPath), snapshot(t, bind), targetObjects(t, r)
 	out, errOut, code := r.Unroot(t, append(r.Hosts(), "migrate", "--dry-run", "--format", "json", name)...)
 	if code != 0 {
-		t.Fatalf("dry run exit %d, want 0\n%s\n%s", code, errOut, out)
+		_, text, _ := r.Unroot(t, append(r.Hosts(), "migrate", "--dry-run", name)...)
+		t.Fatalf("dry run exit %d, want 0\n%s\n%s", code, errOut, text)
 	}
 	var plan planJSON
 	if err := json.Unmarshal([]byte(out), &plan); err != nil {
@@ -330,8 +331,8 @@ func TestMigrateDryRunChangesNothingAndCountsExactly(t *testing.T) {
 	if len(plan.Services) != 1 || len(plan.Services[0].Ports) != 1 {
 		t.Fatalf("plan services %+v", plan.Services)
 	}
-	if p := plan.Services[0].Ports[0]; !p.Rewritten || p.OldHostPort != "80" || p.NewHostPort != "8080" {
-		t.Errorf("port plan %+v, want 80 → 8080", p)
+	if p := plan.Services[0].Ports[0]; !p.Rewritten || p.OldHostPort != "93" || p.NewHostPort != "8093" {
+		t.Errorf("port plan %+v, want 93 → 8093", p)
 	}
 	if !plan.Summary.Applicable || plan.Summary.Blockers != 0 {
 		t.Errorf("summary %+v, want applicable", plan.Summary)

@@ -356,32 +356,43 @@ func TestSafetyChownKilledAndInterrupted(t *testing.T) {
 
 	state := filepath.Join(base, "state")
 	killed := 0
-	for _, extra := range [][]string{nil, {"--reverse"}} {
-		for i := 0; i < 40 && killed < 20*(1+len(extra)); i++ {
-			cmd, _, done := chownProc(t, r, state, crashed, extra...)
-			wait := 5*time.Millisecond + time.Duration(rand.Int64N(int64(min(300*time.Millisecond, span))))
-			select {
-			case <-done:
-				continue // finished before the kill
-			case <-time.After(wait):
+	// Each cycle shifts under kills until a run completes, checks the result
+	// against the clean run, then reverses under kills and checks against the
+	// original. Once a run completes, later runs are no-ops, so cycles repeat
+	// (bounded) until enough kills have landed mid-run.
+	deadline := time.Now().Add(3 * time.Minute)
+	for cycle := 0; cycle < 10 && (cycle == 0 || killed < 20) && time.Now().Before(deadline); cycle++ {
+		for _, extra := range [][]string{nil, {"--reverse"}} {
+			for i := 0; i < 40; i++ {
+				cmd, _, done := chownProc(t, r, state, crashed, extra...)
+				wait := 5*time.Millisecond + time.Duration(rand.Int64N(int64(min(300*time.Millisecond, span))))
+				finished := false
+				select {
+				case <-done:
+					finished = true // completed before the kill
+				case <-time.After(wait):
+				}
+				if finished {
+					break
+				}
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				if code := <-done; code != 0 {
+					killed++
+				}
 			}
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			if code := <-done; code != 0 {
-				killed++
+			if _, errOut, code := r.Unroot(t, append(append(r.Hosts(), "--state-dir", state, "chown"), append(extra, crashed)...)...); code != 0 {
+				t.Fatalf("chown %v after the kills: exit %d: %s", extra, code, errOut)
 			}
+			ref, what := want, "shift"
+			if len(extra) > 0 {
+				ref, what = orig, "reverse"
+			}
+			got := safetySnapshot(t, crashed, true)
+			if len(got) != len(ref) {
+				t.Errorf("after %s under kills: %d paths, want %d", what, len(got), len(ref))
+			}
+			diffSafety(t, what+" under kills vs a clean run", ref, got)
 		}
-		if _, errOut, code := r.Unroot(t, append(append(r.Hosts(), "--state-dir", state, "chown"), append(extra, crashed)...)...); code != 0 {
-			t.Fatalf("chown %v after the kills: exit %d: %s", extra, code, errOut)
-		}
-		ref, what := want, "shift"
-		if len(extra) > 0 {
-			ref, what = orig, "reverse"
-		}
-		got := safetySnapshot(t, crashed, true)
-		if len(got) != len(ref) {
-			t.Errorf("after %s under kills: %d paths, want %d", what, len(got), len(ref))
-		}
-		diffSafety(t, what+" under kills vs a clean run", ref, got)
 	}
 	t.Logf("%d kills landed mid-run", killed)
 	if killed < 20 {

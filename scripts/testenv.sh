@@ -26,7 +26,7 @@ RUN=/run/unroot-e2e
 LOGS=/var/log/unroot-e2e
 IMAGE=unroot-e2e/busybox:latest
 SOURCE_SOCK=/var/run/docker.sock
-PACKAGES=(docker.io rootlesskit slirp4netns uidmap iptables acl attr libcap2-bin busybox-static rsync strace procps)
+PACKAGES=(docker.io rootlesskit slirp4netns uidmap iptables acl attr libcap2-bin busybox-static rsync strace procps ansible-core)
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() {
@@ -106,7 +106,7 @@ ensure_user() {
 	fi
 	local f want="$E2E_USER:$SUBID_START:$SUBID_COUNT"
 	for f in /etc/subuid /etc/subgid; do
-		touch "$f"
+		[ -e "$f" ] || touch "$f"
 		if [ "$(grep -c "^$E2E_USER:" "$f" || true)" != 1 ] || ! grep -qx "$want" "$f"; then
 			log "setting $f range $want"
 			sed -i "/^$E2E_USER:/d" "$f"
