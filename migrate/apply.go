@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -275,8 +276,7 @@ func (a *applier) units() [][]*Service {
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			i = parent[i]
 		}
@@ -321,16 +321,17 @@ func (a *applier) units() [][]*Service {
 
 // progressFunc adapts chown's running totals to a task's increments.
 func progressFunc(t Task) func(files, bytes int64) {
-	var lastF, lastB int64
-	var mu = make(chan struct{}, 1)
+	var (
+		mu           sync.Mutex
+		lastF, lastB int64
+	)
 	return func(files, bytes int64) {
-		mu <- struct{}{}
-		df, db := files-lastF, bytes-lastB
-		if df < 0 || db < 0 {
-			df, db = 0, 0
-		}
+		mu.Lock()
+		// Workers report running totals, possibly out of order: only
+		// growth is progress.
+		df, db := max(files-lastF, 0), max(bytes-lastB, 0)
 		lastF, lastB = max(files, lastF), max(bytes, lastB)
-		<-mu
+		mu.Unlock()
 		if df > 0 || db > 0 {
 			t.Add(db, df)
 		}
