@@ -136,6 +136,21 @@ func TestMigrateVolumeKeepsOwnershipAndMetadata(t *testing.T) {
 	if s := st.Services[ctr]; s.Phase != "done" {
 		t.Errorf("status phase = %q, want done", s.Phase)
 	}
+
+	// rollback --purge removes the target's copy; the source is as it was.
+	out, errOut, code := e.Unroot(t, e.args("rollback", "--purge", ctr)...)
+	if code != 0 {
+		t.Fatalf("rollback --purge: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := e.DockerErr(true, "volume", "inspect", vol); err == nil {
+		t.Error("target volume kept after rollback --purge")
+	}
+	if got := e.exec(false, ctr, "stat", "-c", "%u:%g", "/data/f999"); got != "999:999" {
+		t.Errorf("source after rollback: /data/f999 owned by %s", got)
+	}
+	if after := treeSnapshot(t, src); len(after) != len(before) {
+		t.Errorf("source has %d entries after rollback, had %d", len(after), len(before))
+	}
 }
 
 // inspectVolume returns a volume's host path on the source or target.
