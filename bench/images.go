@@ -92,11 +92,11 @@ func p4(ctx context.Context, c *config, out io.Writer) ([]result, error) {
 	fs := "docker: " + r.SourceHost + " → " + r.TargetHost
 	var results []result
 	for _, n := range []int{p4Images, 1} {
-		res := result{ID: "P4", FS: "rootful→rootless daemon"}
+		res := result{ID: "P4", FS: "docker"}
 		if n == 1 {
-			res.Ours, res.Baseline, res.Goal, res.GoalText = "1 image, migrate.TransferImages", "1 docker save | docker load", 1.1, "≤ 1.1×"
+			res.Ours, res.Baseline, res.Goal, res.GoalText = "1 image, migrate.TransferImages", "1 × docker save X | docker load", 1.1, "≤ 1.1×"
 		} else {
-			res.Ours, res.Baseline, res.Goal, res.GoalText = "5 images, one TransferImages stream", "5 docker save X | docker load pipes", 0.7, "≤ 0.7×"
+			res.Ours, res.Baseline, res.Goal, res.GoalText = "5 images, one TransferImages stream", "5 × docker save X | docker load", 0.7, "≤ 0.7×"
 		}
 		fmt.Fprintf(out, "-- P4 (%s): %s vs %s\n", fs, res.Ours, res.Baseline)
 		for p := 0; p < c.pairs; p++ {

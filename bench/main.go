@@ -297,14 +297,14 @@ func prepareFS(name string, c *config) (string, func(), error) {
 }
 
 func printTable(out io.Writer, s summary) {
-	fmt.Fprintf(out, "%-4s %-34s %-44s %-22s %9s %9s %7s %-10s %s\n", "#", "ours", "baseline", "fs", "ours s", "base s", "ratio", "goal", "met")
+	fmt.Fprintf(out, "%-3s %-36s %-38s %-12s %8s %9s %9s %7s %-9s %s\n", "#", "ours", "baseline", "fs", "files", "ours", "baseline", "ratio", "goal", "met")
 	for _, r := range s.Results {
 		base, ratio := "-", "-"
 		if r.BaseMed > 0 {
-			base = fmt.Sprintf("%.3f", r.BaseMed)
+			base = fmt.Sprintf("%.3fs", r.BaseMed)
 			ratio = fmt.Sprintf("%.2f×", r.Ratio)
 		}
-		ours := fmt.Sprintf("%.3f", r.OursMed)
+		ours := fmt.Sprintf("%.3fs", r.OursMed)
 		if r.ID == "P6" {
 			ours = fmt.Sprintf("%.1fMiB", float64(r.OursRSS)/1024)
 		}
@@ -312,7 +312,11 @@ func printTable(out io.Writer, s summary) {
 		if r.Met {
 			met = "yes"
 		}
-		fmt.Fprintf(out, "%-4s %-34s %-44s %-22s %9s %9s %7s %-10s %s\n", r.ID, trunc(r.Ours, 34), trunc(r.Baseline, 44), trunc(r.FS, 22), ours, base, ratio, r.GoalText, met)
+		files := "-"
+		if r.Files > 0 {
+			files = strconv.Itoa(r.Files)
+		}
+		fmt.Fprintf(out, "%-3s %-36s %-38s %-12s %8s %9s %9s %7s %-9s %s\n", r.ID, trunc(r.Ours, 36), trunc(r.Baseline, 38), trunc(r.FS, 12), files, ours, base, ratio, r.GoalText, met)
 		if r.Note != "" {
 			fmt.Fprintf(out, "     note: %s\n", r.Note)
 		}
