@@ -11,21 +11,28 @@ import (
 )
 
 // BarProgress is a [Progress] that draws one bar per transfer (bytes, files,
-// percentage) on a terminal and prints status lines above the bars. Close
-// it when the run ends.
+// percentage) on a terminal and prints status lines above the bars. Bars of
+// transfers that overlap share one drawing; between transfers status lines
+// go straight to the terminal. Close it when the run ends.
 type BarProgress struct {
-	p  *mpb.Progress
-	mu sync.Mutex
+	w      io.Writer
+	mu     sync.Mutex
+	p      *mpb.Progress
+	active int
 }
 
 // NewBarProgress draws on w, which should be a terminal.
-func NewBarProgress(w io.Writer) *BarProgress {
-	return &BarProgress{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithAutoRefresh())}
-}
+func NewBarProgress(w io.Writer) *BarProgress { return &BarProgress{w: w} }
 
 // Begin adds a bar.
 func (b *BarProgress) Begin(kind, name string, totalBytes, totalFiles int64) Task {
-	t := &barTask{totalFiles: totalFiles}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.p == nil {
+		b.p = mpb.New(mpb.WithOutput(b.w), mpb.WithWidth(32), mpb.WithAutoRefresh())
+	}
+	b.active++
+	t := &barTask{owner: b, totalFiles: totalFiles}
 	label := kind + " " + name
 	if len(label) > 40 {
 		label = label[:37] + "..."
@@ -50,17 +57,40 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalFiles int64) Tas
 	return t
 }
 
-// Logf prints a line above the bars.
+// Logf prints a line above the bars, or plainly when none is drawn.
 func (b *BarProgress) Logf(format string, a ...any) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	fmt.Fprintf(b.p, format+"\n", a...)
+	if b.p != nil {
+		fmt.Fprintf(b.p, format+"\n", a...)
+		return
+	}
+	fmt.Fprintf(b.w, format+"\n", a...)
+}
+
+// finished is called when a task ends: the last one flushes the drawing.
+func (b *BarProgress) finished() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.active--
+	if b.active == 0 && b.p != nil {
+		b.p.Wait()
+		b.p = nil
+	}
 }
 
 // Close waits for the bars to finish drawing.
-func (b *BarProgress) Close() { b.p.Wait() }
+func (b *BarProgress) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.p != nil {
+		b.p.Wait()
+		b.p = nil
+	}
+}
 
 type barTask struct {
+	owner      *BarProgress
 	bar        *mpb.Bar
 	files      atomic.Int64
 	cur, total atomic.Int64
@@ -82,7 +112,9 @@ func (t *barTask) Add(bytes, files int64) {
 func (t *barTask) Done(err error) {
 	if err != nil {
 		t.bar.Abort(false)
-		return
+	} else {
+		t.bar.SetTotal(-1, true)
 	}
-	t.bar.SetTotal(-1, true)
+	t.bar.Wait()
+	t.owner.finished()
 }

@@ -122,7 +122,7 @@ func newProgress(opts *migrateOptions) (migrate.Progress, func()) {
 	switch {
 	case opts.quiet:
 		return migrate.NoProgress{}, func() {}
-	case isTerminal(opts.stderr):
+	case hasWidth(opts.stderr):
 		b := migrate.NewBarProgress(opts.stderr)
 		return b, b.Close
 	default:
@@ -166,6 +166,17 @@ func portChanges(ps []migrate.PortPlan) string {
 		return "-"
 	}
 	return strings.Join(parts, ",")
+}
+
+// hasWidth reports whether v is a terminal with a known width, which bars
+// need (a pty without a size, e.g. under script(1), draws nothing).
+func hasWidth(v any) bool {
+	f, ok := v.(*os.File)
+	if !ok || !isTerminal(f) {
+		return false
+	}
+	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
+	return err == nil && ws.Col > 0
 }
 
 // isTerminal reports whether v is an *os.File on a terminal.
