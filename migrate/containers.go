@@ -154,6 +154,12 @@ func ConvertContainer(c *inventory.Container, o ConvertOptions) (*CreateSpec, er
 	for _, d := range c.DeviceRequests {
 		hc.DeviceRequests = append(hc.DeviceRequests, container.DeviceRequest{Driver: d.Driver, Count: d.Count, DeviceIDs: slices.Clone(d.DeviceIDs), Capabilities: d.Capabilities})
 	}
+	if c.MacAddress != "" {
+		warn("MAC address %s is not carried over: the rootless daemon assigns one", c.MacAddress)
+	}
+	if c.CgroupParent != "" {
+		warn("cgroup parent %s dropped: the rootless daemon manages its own cgroups", c.CgroupParent)
+	}
 	if r := c.Resources; r.Limited() {
 		if o.Limits {
 			hc.Memory, hc.MemoryReservation, hc.MemorySwap = r.Memory, r.MemoryReservation, r.MemorySwap

@@ -58,10 +58,15 @@ func (a *applier) cutover(ctx context.Context, unit []*Service) (err error) {
 		err = ce
 	}()
 
+	for _, s := range unit {
+		if ss := a.st.Service(s.Container); ss != nil && ss.Phase == PhaseFailed {
+			return &IncompleteRollbackError{Container: s.Container, Err: ss.Error}
+		}
+	}
 	states := make([]*ServiceState, len(unit))
 	for i, s := range unit {
 		ss := a.st.Service(s.Container)
-		if ss == nil || ss.Phase == PhaseRolledBack || ss.Phase == PhaseFailed && !ss.Phase.AtLeast(PhaseCreating) {
+		if ss == nil || ss.Phase == PhaseRolledBack {
 			c, cerr := a.inv.Container(s.Container)
 			if cerr != nil {
 				return cerr
@@ -71,13 +76,9 @@ func (a *applier) cutover(ctx context.Context, unit []*Service) (err error) {
 				RestartPolicy: c.RestartPolicy, Ports: s.Ports, Volumes: s.Volumes, Binds: s.Binds,
 				Image: s.Image, Started: time.Now().UTC(),
 			}
-			if ss != nil && ss.Phase == PhaseFailed {
-				// A failed run that never stopped anything: start over.
-				fresh.SourceWasRunning = ss.SourceWasRunning
-			}
 			ss = fresh
 			a.st.Services[s.Container] = ss
-		} else if ss.Phase != PhaseFailed {
+		} else {
 			a.logf("%s: resuming from phase %s", s.Container, ss.Phase)
 		}
 		ss.Error = ""
@@ -201,6 +202,22 @@ func (a *applier) cutover(ctx context.Context, unit []*Service) (err error) {
 		}
 	}
 	return a.save()
+}
+
+// IncompleteRollbackError refuses to migrate a service whose last
+// automatic rollback did not complete: its mounts may still be shifted.
+type IncompleteRollbackError struct {
+	Container string
+	Err       string
+}
+
+func (e *IncompleteRollbackError) Error() string {
+	return fmt.Sprintf("%s: the rollback of an earlier run did not complete (%s)", e.Container, e.Err)
+}
+
+// Hint says to finish the rollback first.
+func (e *IncompleteRollbackError) Hint() string {
+	return "run 'unroot rollback --user USER " + e.Container + "' first, then migrate again"
 }
 
 // advance moves every state of the unit forward to p (never back).
