@@ -154,6 +154,12 @@ func ConvertContainer(c *inventory.Container, o ConvertOptions) (*CreateSpec, er
 	for _, d := range c.DeviceRequests {
 		hc.DeviceRequests = append(hc.DeviceRequests, container.DeviceRequest{Driver: d.Driver, Count: d.Count, DeviceIDs: slices.Clone(d.DeviceIDs), Capabilities: d.Capabilities})
 	}
+	// A rootless runc cannot write /proc/sys/kernel/domainname: the
+	// container would be created but fail to start.
+	if c.Domainname != "" {
+		warn("domain name %q dropped: a rootless container cannot set it (set it in the search domains instead)", c.Domainname)
+		cfg.Domainname = ""
+	}
 	if c.MacAddress != "" {
 		warn("MAC address %s is not carried over: the rootless daemon assigns one", c.MacAddress)
 	}

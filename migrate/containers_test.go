@@ -92,7 +92,7 @@ func TestConvertContainerFull(t *testing.T) {
 		{"env", slices.Equal(cfg.Env, c.Env)},
 		{"user", cfg.User == "101:101"},
 		{"workdir", cfg.WorkingDir == "/srv"},
-		{"domainname", cfg.Domainname == "example.org"},
+		{"domainname dropped", cfg.Domainname == ""},
 		{"compose labels", cfg.Labels["com.docker.compose.service"] == "web"},
 		{"stop signal", cfg.StopSignal == "SIGQUIT"},
 		{"stop timeout", cfg.StopTimeout != nil && *cfg.StopTimeout == 30},
@@ -120,7 +120,7 @@ func TestConvertContainerFull(t *testing.T) {
 			t.Errorf("%s not carried over as expected", ch.name)
 		}
 	}
-	for _, w := range []string{"apparmor", "label=disable", "cgroup limits", "SELinux", "dns server"} {
+	for _, w := range []string{"apparmor", "label=disable", "cgroup limits", "SELinux", "dns server", "domain name"} {
 		if !slices.ContainsFunc(spec.Warnings, func(s string) bool { return strings.Contains(s, w) }) {
 			t.Errorf("no warning mentioning %q in %q", w, spec.Warnings)
 		}
