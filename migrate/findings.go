@@ -82,6 +82,13 @@ const (
 	CodeMalformedXattr    = "malformed-xattrs"
 	CodeTargetNotRootless = "target-not-rootless"
 	CodeBindOutsideSelect = "bind-shared-with-unselected"
+	CodeComposeOneOff     = "compose-one-off"
+	CodeComposeReplica    = "compose-replica-not-selected"
+	CodeComposeUnreadable = "compose-file-unreadable"
+	CodeComposePartial    = "compose-partial-project"
+	CodeComposeFileExists = "compose-file-exists"
+	CodeComposeManual     = "compose-manual-edit"
+	CodeComposeFile       = "compose-file"
 )
 
 // hostOnlyCaps are capabilities that grant nothing inside a user namespace:

@@ -96,6 +96,9 @@ type Plan struct {
 	Binds         []BindPlan    `json:"binds"`
 	Findings      []Finding     `json:"findings"`
 	Summary       Summary       `json:"summary"`
+	// Compose lists the compose projects of the selected containers, with
+	// the rootless compose files apply writes (compose.go).
+	Compose []ComposePlan `json:"compose,omitempty"`
 	// Prerequisites are the results of 'unroot check', when the caller ran it.
 	Prerequisites []Prerequisite `json:"prerequisites,omitempty"`
 
@@ -302,8 +305,10 @@ func Build(ctx context.Context, opts Options) (*Plan, error) {
 	}
 	b := &builder{opts: opts, p: p, full: full, inv: inv, tgt: tgt}
 	b.global()
+	b.loadCompose(ctx)
 	b.services()
 	b.ports()
+	b.compose(ctx)
 	b.images()
 	b.networks()
 	if err := b.mounts(ctx); err != nil {
@@ -375,6 +380,8 @@ type builder struct {
 	p              *Plan
 	full, inv, tgt *inventory.Inventory
 	byName         map[string]*Service
+	// composeProjects are the loaded compose files by project (compose.go).
+	composeProjects map[string]*composeProject
 }
 
 func (b *builder) selected(name string) bool { _, ok := b.byName[name]; return ok }
@@ -450,7 +457,11 @@ func (b *builder) dependencies(c *inventory.Container) []string {
 		}
 	}
 	if c.Compose != nil {
-		for _, d := range c.Compose.DependsOn {
+		cdeps := c.Compose.DependsOn
+		if len(cdeps) == 0 {
+			cdeps = b.composeDependsOn(c.Compose) // Compose v1 writes no depends_on label
+		}
+		for _, d := range cdeps {
 			for _, o := range b.inv.Containers {
 				if o.Compose != nil && o.Compose.Project == c.Compose.Project && o.Compose.Service == d.Service {
 					add(o.Name)
