@@ -725,21 +725,28 @@ func (b *builder) ports() {
 			}
 		}
 	}
+	// Old ports of selected containers: held by the rootful daemon until
+	// each service is cut over. A selected service's own container in the
+	// target (migrated already, or left by an interrupted run) holds its new
+	// ports: neither conflicts with the service itself.
+	var old []claim
 	if b.tgt != nil {
 		for _, c := range b.tgt.Containers {
-			if s, ok := b.byName[c.Name]; ok && s.AlreadyMigrated {
-				continue
-			}
+			s, selected := b.byName[c.Name]
+			mine := selected && (s.AlreadyMigrated || (b.opts.Owned != nil && b.opts.Owned(c.Name)))
 			for _, pt := range c.PublishedPorts() {
 				if lo, hi, ok := portRange(pt); ok {
-					fixed = append(fixed, claim{"target container " + c.Name, pt.Proto, pt.HostIP, lo, hi})
+					cl := claim{"target container " + c.Name, pt.Proto, pt.HostIP, lo, hi}
+					if mine {
+						cl.owner = c.Name
+						old = append(old, cl)
+					} else {
+						fixed = append(fixed, cl)
+					}
 				}
 			}
 		}
 	}
-	// Old ports of selected containers: held by the rootful daemon until
-	// each service is cut over.
-	var old []claim
 	for _, s := range b.p.Services {
 		c, _ := b.inv.Container(s.Container)
 		for _, pt := range c.PublishedPorts() {
@@ -772,7 +779,9 @@ func (b *builder) ports() {
 					b.p.addf(CodePortRewritten, Info, c.Name, pt.String(), "keep serving the old port with a reverse proxy or 'sysctl net.ipv4.ip_unprivileged_port_start="+strconv.Itoa(int(portLo(pt.HostPort)))+"' (see the runbook)",
 						"host port %s becomes %s (%s)", pt.HostPort, pp.NewHostPort, why)
 				}
-				b.portConflicts(c.Name, pt.Proto, pt.HostIP, lo, hi, claims, fixed, old)
+				if !s.AlreadyMigrated { // it stays where it is: nothing to check
+					b.portConflicts(c.Name, pt.Proto, pt.HostIP, lo, hi, claims, fixed, old)
+				}
 				claims = append(claims, claim{c.Name, pt.Proto, pt.HostIP, lo, hi})
 			}
 			s.Ports = append(s.Ports, pp)

@@ -551,7 +551,8 @@ func TestBuildTargetName(t *testing.T) {
 	}{
 		{"taken by someone else", false, false, CodeTargetNameTaken, Blocker, false, 1},
 		{"migrated earlier", true, false, CodeAlreadyMigrated, Info, true, 0},
-		{"left by an unfinished run", false, true, CodeResume, Info, false, 1},
+		// The resumed run reuses the target container that holds 8080.
+		{"left by an unfinished run", false, true, CodeResume, Info, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -560,6 +561,8 @@ func TestBuildTargetName(t *testing.T) {
 			// The target's web already publishes the rewritten port.
 			tgt.addContainer("web", publish("80/tcp", "", "8080"))
 			o := testOptions(src, tgt)
+			// rootlesskit listens on the host for the target's published port.
+			o.Listeners = []Listener{{Proto: "tcp", Addr: "0.0.0.0", Port: 8080}}
 			var asked []string
 			o.Migrated = func(c string) bool { asked = append(asked, c); return tt.migrated }
 			o.Owned = func(c string) bool { return tt.owned }
@@ -587,7 +590,8 @@ func TestBuildTargetName(t *testing.T) {
 			} else if p.Summary.Services != 1 || len(p.Images) != 1 || len(p.Volumes) != 1 {
 				t.Errorf("summary %+v, images %d, volumes %d", p.Summary, len(p.Images), len(p.Volumes))
 			}
-			// The target's own web holds 8080 unless it is the migrated copy.
+			// The target's web holds 8080: a conflict unless it is unroot's
+			// own copy (migrated, or left by the run being resumed).
 			if n := len(findings(p, CodePortConflict)); n != tt.wantConflicts {
 				t.Errorf("%d port conflicts, want %d", n, tt.wantConflicts)
 			}
