@@ -217,8 +217,14 @@ func writePlan(w io.Writer, plan *migrate.Plan, opts *migrateOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(plan)
 	case "markdown":
-		return migrate.WriteMarkdown(w, plan, migrate.MarkdownOptions{Proxy: opts.proxy})
+		if err := migrate.WriteMarkdown(w, plan, migrate.MarkdownOptions{Proxy: opts.proxy}); err != nil {
+			return err
+		}
+		return migrate.WriteComposeText(w, plan, true)
 	default:
-		return migrate.WriteText(w, plan)
+		if err := migrate.WriteText(w, plan); err != nil {
+			return err
+		}
+		return migrate.WriteComposeText(w, plan, false)
 	}
 }

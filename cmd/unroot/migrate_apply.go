@@ -113,6 +113,9 @@ func runApply(ctx context.Context, g *globalOptions, u targetUser, opts *migrate
 			err = werr
 		}
 	}
+	if err == nil {
+		err = writeComposeFiles(opts, plan, dir, st)
+	}
 	return err
 }
 

@@ -81,5 +81,13 @@ func runStatus(_ context.Context, g *globalOptions, opts *statusOptions) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n, s.Phase, portChanges(s.Ports), down, strings.ReplaceAll(note, "\n", " "))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	recs, err := migrate.LoadComposeRecords(stateDir(g, u))
+	if err != nil {
+		return failErr(err, "move the damaged file aside")
+	}
+	printComposeRecords(opts.stdout, recs)
+	return nil
 }
