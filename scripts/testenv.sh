@@ -26,7 +26,7 @@ RUN=/run/unroot-e2e
 LOGS=/var/log/unroot-e2e
 IMAGE=unroot-e2e/busybox:latest
 SOURCE_SOCK=/var/run/docker.sock
-PACKAGES=(docker.io rootlesskit slirp4netns uidmap iptables acl attr libcap2-bin busybox-static rsync strace procps ansible-core)
+PACKAGES=(docker.io rootlesskit slirp4netns uidmap iptables acl attr libcap2-bin busybox-static rsync strace procps ansible-core docker-compose)
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() {
