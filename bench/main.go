@@ -32,6 +32,7 @@ import (
 type config struct {
 	files     int
 	diskFiles int
+	p5MiB     int
 	bigFiles  int
 	pairs     int
 	big       bool
@@ -74,12 +75,13 @@ func main() {
 	flag.IntVar(&c.pairs, "pairs", 5, "ours/baseline pairs per measure (at least 5 for published numbers)")
 	flag.BoolVar(&c.big, "big", false, "also measure P6 peak RSS on a -big-files tree")
 	flag.BoolVar(&c.json, "json", false, "print a JSON summary after the table")
-	flag.StringVar(&c.only, "only", "P1,P2,P3,P4,P6", "comma-separated measures to run")
+	flag.StringVar(&c.only, "only", "P1,P2,P3,P4,P5,P6", "comma-separated measures to run")
 	flag.StringVar(&c.fs, "fs", "tmpfs,disk", "filesystems: tmpfs (a fresh tmpfs mount), disk (under -disk-dir)")
 	flag.StringVar(&c.tmpfsDir, "tmpfs-dir", "/tmp/unroot-bench-tmpfs", "where to mount the tmpfs")
 	flag.StringVar(&c.diskDir, "disk-dir", "/var/tmp/unroot-bench", "work directory on disk")
 	flag.StringVar(&c.unroot, "unroot", "bin/unroot", "unroot binary for P2 (its 'chown' verb), when it has one")
 	flag.StringVar(&c.envFile, "env", "/var/lib/unroot-e2e/env", "the test rig's env file (target user and subids)")
+	flag.IntVar(&c.p5MiB, "p5-mib", 1024, "MiB in P5's volume")
 	flag.IntVar(&c.large, "large", 4, "8 MiB files in the tree")
 	flag.Uint64Var(&c.seed, "seed", 1, "generator seed")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work trees")
@@ -255,7 +257,14 @@ func run(ctx context.Context, c *config, out io.Writer) error {
 		}
 		s.Results = append(s.Results, rs...)
 	}
-	s.Skipped = append(s.Skipped, "P5: cutover downtime needs 'unroot migrate --yes' (not measured yet)")
+	if c.want("P5") {
+		rs, err := p5(ctx, c, out)
+		if err != nil {
+			fmt.Fprintf(out, "P5 skipped: %v\n", err)
+			s.Skipped = append(s.Skipped, "P5: "+err.Error())
+		}
+		s.Results = append(s.Results, rs...)
+	}
 	fmt.Fprintln(out)
 	printTable(out, s)
 	if c.json {

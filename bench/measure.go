@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/unroot/unroot/chown"
+	"golang.org/x/sys/unix"
 )
 
 // bencher runs the file measures (P1, P2, P3, P6) on one filesystem.
@@ -115,6 +116,9 @@ func (b *bencher) rounds(rs []result, ours side, bases []side) []result {
 					return rs
 				}
 			}
+			// Flush the previous run's dirty pages (and the prep copy's)
+			// so that writeback does not land in this run's time.
+			syncFS(b.dir)
 			d, rss, err := s.run(w)
 			if err != nil {
 				b.err = fmt.Errorf("%s: %w", rs[0].ID, err)
@@ -168,6 +172,16 @@ func median(xs []float64) float64 {
 }
 
 func removeAll(w string) error { return os.RemoveAll(w) }
+
+// syncFS writes back the dirty pages of the filesystem holding dir (untimed).
+func syncFS(dir string) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	_ = unix.Syncfs(fd)
+}
 
 // cpTree makes a fresh copy of the generated tree at w (untimed).
 func (b *bencher) cpTree(w string) error {
