@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -88,6 +90,11 @@ func runChown(ctx context.Context, g *globalOptions, opts *chownOptions) error {
 	for i, p := range opts.paths {
 		if roots[i], err = chownRoot(p, u); err != nil {
 			return err
+		}
+		// Checked before anything, a shift's journal directory included, is created.
+		if _, err := os.Lstat(roots[i]); errors.Is(err, fs.ErrNotExist) {
+			return failErr(fmt.Errorf("%s: no such file or directory", p),
+				"name an existing directory: a volume's _data directory or a bind-mount source")
 		}
 	}
 	rm, err := resolveMap(u)
