@@ -25,7 +25,7 @@ type planState struct{ st *migrate.State }
 func openState(g *globalOptions, u targetUser) (*planState, error) {
 	st, err := migrate.LoadState(stateDir(g, u))
 	if err != nil {
-		return nil, failErr(err, "move the damaged file aside and run 'unroot status' to see what the daemons say")
+		return nil, failErr(err, stateHint(err))
 	}
 	return &planState{st: st}, nil
 }
@@ -90,13 +90,13 @@ func runApply(ctx context.Context, g *globalOptions, u targetUser, opts *migrate
 	dir := stateDir(g, u)
 	lock, err := migrate.AcquireLock(dir)
 	if err != nil {
-		return err
+		return lockError(err)
 	}
 	defer lock.Release()
 	// Re-read under the lock: another run may have finished in between.
 	st, err := migrate.LoadState(dir)
 	if err != nil {
-		return failErr(err, "move the damaged file aside and run 'unroot status' to see what the daemons say")
+		return failErr(err, stateHint(err))
 	}
 	prog, closeProg := newProgress(opts)
 	res, err := migrate.Apply(ctx, plan, migrate.ApplyOptions{

@@ -74,12 +74,12 @@ func runRollback(ctx context.Context, g *globalOptions, opts *rollbackOptions) e
 	dir := stateDir(g, u)
 	lock, err := migrate.AcquireLock(dir)
 	if err != nil {
-		return err
+		return lockError(err)
 	}
 	defer lock.Release()
 	st, err := migrate.LoadState(dir)
 	if err != nil {
-		return failErr(err, "move the damaged file aside; the daemons still show what runs where")
+		return failErr(err, stateHint(err))
 	}
 	var prog migrate.Progress = &migrate.LogProgress{W: opts.stderr}
 	if opts.quiet {

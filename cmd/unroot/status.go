@@ -48,7 +48,7 @@ func runStatus(_ context.Context, g *globalOptions, opts *statusOptions) error {
 	}
 	st, err := migrate.LoadState(stateDir(g, u))
 	if err != nil {
-		return failErr(err, "move the damaged file aside; the daemons still show what runs where")
+		return failErr(err, stateHint(err))
 	}
 	if opts.format == "json" {
 		enc := json.NewEncoder(opts.stdout)
