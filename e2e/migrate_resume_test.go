@@ -174,3 +174,50 @@ func shiftedDigest(t *testing.T, e *migEnv, root string) string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// TestMigrateResumesAfterKillDuringHealthGate kills unroot after the target
+// container started (its port is then held by the target) and runs it
+// again: the second run adopts the container an earlier run created
+// instead of creating a second one, and finishes.
+func TestMigrateResumesAfterKillDuringHealthGate(t *testing.T) {
+	const ctr = "e2e-mig-resume-web"
+	e := newMigEnv(t, []string{ctr}, nil, nil)
+	e.Docker(t, false, "run", "-d", "--name", ctr, "--init", "--restart", "always", "-p", "127.0.0.1:18601:80", e.Image,
+		"httpd", "-f", "-p", "80", "-h", "/etc")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd, lines := e.startUnroot(ctx, e.args("migrate", "--yes", "--settle", "30s", ctr)...)
+	killed := false
+	for line := range lines {
+		t.Logf("first run: %s", line)
+		if !killed && strings.HasSuffix(line, ctr+": target started") {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	_ = cmd.Wait()
+	if !killed {
+		t.Fatal("the first run never started the target")
+	}
+	firstID := e.inspect(true, ctr, "{{.Id}}")
+
+	res := e.mustMigrate(ctr)
+	if !strings.Contains(res.Stderr, "reusing the target container") {
+		t.Errorf("second run did not adopt the earlier target container:\n%s", res.Stderr)
+	}
+	if got := e.inspect(true, ctr, "{{.Id}}"); got != firstID {
+		t.Errorf("target container replaced: %s → %s", firstID, got)
+	}
+	if got := httpGet(t, 18601, "/hostname"); strings.TrimSpace(got) == "" {
+		t.Error("target does not serve")
+	}
+	if got := e.inspect(false, ctr, "{{.HostConfig.RestartPolicy.Name}} {{.State.Running}}"); got != "no false" {
+		t.Errorf("source after the resumed cutover: %q", got)
+	}
+	if s := e.status().Services[ctr]; s.Phase != "done" || s.DowntimeMS <= 0 {
+		t.Errorf("status %+v", s)
+	}
+}
