@@ -97,6 +97,15 @@ func (b *builder) loadCompose(ctx context.Context) {
 			continue
 		}
 		cp := &composeProject{info: *info}
+		// Compose v1 writes the files as they were found, which can be
+		// relative to the project directory.
+		cp.info.ConfigFiles = nil
+		for _, f := range info.ConfigFiles {
+			if !filepath.IsAbs(f) && info.WorkingDir != "" {
+				f = filepath.Join(info.WorkingDir, f)
+			}
+			cp.info.ConfigFiles = append(cp.info.ConfigFiles, f)
+		}
 		cp.model, cp.err = loadComposeProject(ctx, cp.info.Name, cp.info.WorkingDir, cp.info.ConfigFiles, nil)
 		b.composeProjects[c.Compose.Project] = cp
 	}
