@@ -194,6 +194,9 @@ func Apply(ctx context.Context, plan *Plan, o ApplyOptions) (*Result, error) {
 			o.Progress.Logf("%s: already migrated, nothing to do", s.Container)
 		}
 	}
+	if e, ok := o.Progress.(interface{ Expect(bytes int64) }); ok {
+		e.Expect(a.expectedBytes())
+	}
 	if err := a.checkMoves(); err != nil {
 		return res, err
 	}
@@ -317,6 +320,34 @@ func (a *applier) units() [][]*Service {
 		out[k] = append(out[k], s)
 	}
 	return out
+}
+
+// expectedBytes estimates the bytes the run will move or walk: images the
+// target lacks, each copied volume twice (pre-sync and final sync), each
+// moved volume and bind mount once (the in-place shift).
+func (a *applier) expectedBytes() int64 {
+	var n int64
+	for _, ip := range a.plan.Images {
+		if !ip.InTarget {
+			n += ip.Size
+		}
+	}
+	for _, vp := range a.plan.Volumes {
+		if vs := a.st.Volumes[vp.Name]; vp.Audit == nil || !vp.CopyData || vs != nil && vs.Synced {
+			continue
+		}
+		if a.plan.VolumesMode == VolumesMove {
+			n += vp.Audit.Bytes
+		} else {
+			n += 2 * vp.Audit.Bytes
+		}
+	}
+	for _, bp := range a.plan.Binds {
+		if bp.Action == "shift" && bp.Audit != nil {
+			n += bp.Audit.Bytes
+		}
+	}
+	return n
 }
 
 // progressFunc adapts chown's running totals to a task's increments.

@@ -19,7 +19,15 @@ type BarProgress struct {
 	mu     sync.Mutex
 	p      *mpb.Progress
 	active int
+	// overall is the bar of the whole run while transfers are drawn;
+	// expected and done are its total and progress across batches.
+	overall        *mpb.Bar
+	expected, done atomic.Int64
 }
+
+// Expect sets the bytes the whole run is expected to move; an overall bar
+// is drawn above the per-transfer bars.
+func (b *BarProgress) Expect(bytes int64) { b.expected.Store(bytes) }
 
 // NewBarProgress draws on w, which should be a terminal.
 func NewBarProgress(w io.Writer) *BarProgress { return &BarProgress{w: w} }
@@ -30,6 +38,17 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalFiles int64) Tas
 	defer b.mu.Unlock()
 	if b.p == nil {
 		b.p = mpb.New(mpb.WithOutput(b.w), mpb.WithWidth(32), mpb.WithAutoRefresh())
+		if exp := b.expected.Load(); exp > 0 {
+			// Constructed with total 0 so that SetTotal works and the bar
+			// never completes on its own (estimates can fall short).
+			b.overall = b.p.AddBar(0,
+				mpb.BarPriority(0),
+				mpb.PrependDecorators(decor.Name("overall", decor.WC{W: 41, C: decor.DindentRight})),
+				mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Percentage(decor.WC{W: 5})),
+			)
+			b.overall.SetTotal(max(exp, b.done.Load()+1), false)
+			b.overall.SetCurrent(b.done.Load())
+		}
 	}
 	b.active++
 	t := &barTask{owner: b, totalFiles: totalFiles}
@@ -37,7 +56,9 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalFiles int64) Tas
 	if len(label) > 40 {
 		label = label[:37] + "..."
 	}
-	t.bar = b.p.AddBar(totalBytes,
+	// Total 0 at construction: the bar then only completes when Done says
+	// so, and SetTotal can correct the estimate.
+	t.bar = b.p.AddBar(0,
 		mpb.PrependDecorators(decor.Name(label, decor.WC{W: 41, C: decor.DindentRight})),
 		mpb.AppendDecorators(
 			decor.CountersKibiByte("% .1f / % .1f"),
@@ -54,6 +75,9 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalFiles int64) Tas
 		),
 	)
 	t.total.Store(totalBytes)
+	if totalBytes > 0 {
+		t.bar.SetTotal(totalBytes, false)
+	}
 	return t
 }
 
@@ -74,8 +98,7 @@ func (b *BarProgress) finished() {
 	defer b.mu.Unlock()
 	b.active--
 	if b.active == 0 && b.p != nil {
-		b.p.Wait()
-		b.p = nil
+		b.closeLocked()
 	}
 }
 
@@ -84,9 +107,19 @@ func (b *BarProgress) Close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.p != nil {
-		b.p.Wait()
-		b.p = nil
+		b.closeLocked()
 	}
+}
+
+// closeLocked drops the overall bar (it belongs to the drawing of a batch)
+// and flushes the drawing.
+func (b *BarProgress) closeLocked() {
+	if b.overall != nil {
+		b.overall.Abort(true)
+		b.overall = nil
+	}
+	b.p.Wait()
+	b.p = nil
 }
 
 type barTask struct {
@@ -100,20 +133,37 @@ type barTask struct {
 func (t *barTask) Add(bytes, files int64) {
 	t.files.Add(files)
 	c := t.cur.Add(bytes)
-	// A stream can run past its estimate (tar headers); keep the bar open
-	// until Done says it is complete.
-	if tot := t.total.Load(); tot > 0 && c >= tot {
-		t.total.Store(c + 1)
-		t.bar.SetTotal(c+1, false)
+	// A stream can run past its estimate (tar headers): grow the total.
+	if tot := t.total.Load(); tot > 0 && c > tot {
+		t.total.Store(c)
+		t.bar.SetTotal(c, false)
 	}
 	t.bar.IncrInt64(bytes)
+	t.owner.add(bytes)
+}
+
+// add counts bytes towards the overall bar.
+func (b *BarProgress) add(bytes int64) {
+	d := b.done.Add(bytes)
+	b.mu.Lock()
+	o := b.overall
+	b.mu.Unlock()
+	if o == nil {
+		return
+	}
+	// Estimates can fall short: keep the overall bar open until the run ends.
+	if exp := b.expected.Load(); d > exp {
+		b.expected.Store(d)
+		o.SetTotal(d, false)
+	}
+	o.IncrInt64(bytes)
 }
 
 func (t *barTask) Done(err error) {
 	if err != nil {
 		t.bar.Abort(false)
 	} else {
-		t.bar.SetTotal(-1, true)
+		t.bar.SetTotal(t.cur.Load(), true)
 	}
 	t.bar.Wait()
 	t.owner.finished()
