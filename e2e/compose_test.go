@@ -225,6 +225,15 @@ volumes:
 		t.Errorf("unroot status (exit %d) does not show the rootless file and command:\n%s\n%s", code, stOut, stErr)
 	}
 
+	// docker-compose is installed, so unroot carried the config hash
+	// compose computes for the rewritten file: up -d recreates nothing.
+	if len(recs[0].Recreate) != 0 {
+		t.Errorf("unroot expects compose to recreate %v; with docker-compose installed it carries the new config hash", recs[0].Recreate)
+	}
+	if got := e.inspect(true, web, `{{index .Config.Labels "com.docker.compose.config-hash"}}`); got == e.inspect(false, web, `{{index .Config.Labels "com.docker.compose.config-hash"}}`) {
+		t.Errorf("migrated web kept the source's config hash %s although its ports changed", got)
+	}
+
 	// up -d with the rewritten file against the rootless daemon.
 	before := map[string]string{db: e.inspect(true, db, "{{.Id}}"), web: e.inspect(true, web, "{{.Id}}")}
 	p.mustRun(t, e.TargetHost, "-f", "compose.rootless.yaml", "up", "-d")

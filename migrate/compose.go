@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,6 +55,29 @@ type ComposePlan struct {
 	// compose recreates their containers on its next 'up -d' (named
 	// volumes keep their data). The others are kept as migrated.
 	Recreate []string `json:"recreate_on_up,omitempty"`
+	// ConfigHashes are, by service, the com.docker.compose.config-hash
+	// labels the migrated containers get: the hash compose computes for
+	// the rewritten files, so its next 'up -d' keeps them. Only set when
+	// compose, asked the same way about the original files, reproduces the
+	// hash the source containers carry.
+	ConfigHashes map[string]string `json:"config_hashes,omitempty"`
+}
+
+// LabelConfigHash is the label compose compares with the hash of a
+// service's configuration to decide whether 'up' recreates its container.
+const LabelConfigHash = "com.docker.compose.config-hash"
+
+// ComposeHashRequest asks compose for the config hash of each service of
+// a project given the contents of its compose files.
+type ComposeHashRequest struct {
+	Project    string
+	WorkingDir string
+	// Version is the compose version that created the project (its label).
+	Version string
+	// Files are the compose files' contents, in order; Names are the
+	// original paths, for their base names.
+	Files [][]byte
+	Names []string
 }
 
 // ComposeService is one service of a project, in cutover order.
@@ -311,12 +335,8 @@ func (b *builder) composeFiles(ctx context.Context, cp *composeProject, pl *Comp
 			b.p.addf(CodeComposeManual, Warning, "", f.Original, "edit "+f.Rootless+" after the migration", "%s", m)
 		}
 	}
-	for _, s := range pl.Services {
-		if changed[s.Name] {
-			pl.Recreate = append(pl.Recreate, s.Name)
-		}
-	}
 	pl.Files = files
+	b.carryConfigHashes(ctx, cp, pl, contents, changed)
 	pl.Command = composeCommand(b.p.User.UID, b.opts.TargetHost, pl.ComposeVersion, info.Name, info.WorkingDir, rootless)
 	b.p.addf(CodeComposeFile, Info, "", info.Name, pl.Command,
 		"project %s: a rootless compose file is written to %s", info.Name, strings.Join(rootless, ", "))
@@ -442,4 +462,71 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// carryConfigHashes sets, on the containers of every changed service, the
+// config hash compose will compute for the rewritten files, so that 'up -d'
+// with them keeps the migrated containers instead of recreating them. It
+// only trusts compose's answer when the same question about the original
+// files returns the hash the source containers already carry; otherwise the
+// service is listed in Recreate.
+func (b *builder) carryConfigHashes(ctx context.Context, cp *composeProject, pl *ComposePlan, rewritten [][]byte, changed map[string]bool) {
+	var trusted, fresh map[string]string
+	if b.opts.ComposeHash != nil && len(changed) > 0 {
+		req := ComposeHashRequest{Project: cp.info.Name, WorkingDir: cp.info.WorkingDir, Version: pl.ComposeVersion, Names: cp.info.ConfigFiles}
+		for _, f := range cp.info.ConfigFiles {
+			c, err := os.ReadFile(f)
+			if err != nil {
+				req.Files = nil
+				break
+			}
+			req.Files = append(req.Files, c)
+		}
+		if req.Files != nil {
+			if h, err := b.opts.ComposeHash(ctx, req); err == nil {
+				trusted = h
+				req.Files = rewritten
+				if h, err := b.opts.ComposeHash(ctx, req); err == nil {
+					fresh = h
+				}
+			}
+		}
+	}
+	for _, s := range pl.Services {
+		if !changed[s.Name] {
+			continue
+		}
+		if b.setConfigHash(cp.info.Name, s, trusted[s.Name], fresh[s.Name]) {
+			if pl.ConfigHashes == nil {
+				pl.ConfigHashes = map[string]string{}
+			}
+			pl.ConfigHashes[s.Name] = fresh[s.Name]
+			continue
+		}
+		pl.Recreate = append(pl.Recreate, s.Name)
+	}
+}
+
+// setConfigHash gives the service's containers the new hash when every one
+// of them carries the old; false leaves all of them alone.
+func (b *builder) setConfigHash(project string, s ComposeService, old, new string) bool {
+	if old == "" || new == "" {
+		return false
+	}
+	var cs []*inventory.Container
+	for _, name := range s.Containers {
+		sv := b.byName[name]
+		c, err := b.inv.Container(name)
+		if sv == nil || sv.AlreadyMigrated || err != nil || c.Labels[LabelConfigHash] != old {
+			return false
+		}
+		cs = append(cs, c)
+	}
+	// The plan's inventory is what apply creates the target containers
+	// from; the source containers keep their labels.
+	for _, c := range cs {
+		c.Labels = maps.Clone(c.Labels)
+		c.Labels[LabelConfigHash] = new
+	}
+	return true
 }

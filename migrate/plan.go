@@ -78,6 +78,10 @@ type Options struct {
 	// Owned reports whether a target container of that name was created by
 	// an earlier, unfinished run (apply resumes it); nil means none was.
 	Owned func(container string) bool
+	// ComposeHash asks compose for the config hash of each service of a
+	// project (compose.go); nil, or an error, means compose recreates the
+	// services whose file entries the rewrite changes.
+	ComposeHash func(ctx context.Context, req ComposeHashRequest) (map[string]string, error)
 }
 
 // Plan is what a migration will do. The dry run prints it; apply executes it.

@@ -189,8 +189,9 @@ func buildPlan(ctx context.Context, g *globalOptions, u targetUser, opts *migrat
 		Audit: func(ctx context.Context, root string) (*chown.Report, error) {
 			return chown.Audit(ctx, root, auditOpts)
 		},
-		Migrated: st.migrated,
-		Owned:    st.owned,
+		Migrated:    st.migrated,
+		Owned:       st.owned,
+		ComposeHash: composeHasher(srcHost),
 	})
 	if err != nil {
 		env.close()
