@@ -266,8 +266,9 @@ func newAFSetup(t *testing.T) *afSetup {
 	t.Helper()
 	dir := t.TempDir()
 	s := &afSetup{}
+	home := filepath.Join(dir, "home")
 	s.src = newAFDaemon("src", &s.log, filepath.Join(dir, "src"))
-	s.tgt = newAFDaemon("tgt", &s.log, filepath.Join(dir, "tgt"))
+	s.tgt = newAFDaemon("tgt", &s.log, filepath.Join(home, ".local/share/docker/volumes"))
 	s.files = &afFiles{log: &s.log, fail: map[string]error{}}
 	s.srcVol = filepath.Join(dir, "src", "dbdata", "_data")
 	if err := os.MkdirAll(s.srcVol, 0o755); err != nil {
@@ -302,7 +303,7 @@ func newAFSetup(t *testing.T) *afSetup {
 		Networks: []inventory.Network{{Name: "net1", Driver: "bridge"}},
 	}
 	s.plan = &Plan{
-		User:        User{Name: "alice", UID: 1001, GID: 1001},
+		User:        User{Name: "alice", UID: 1001, GID: 1001, Home: home},
 		VolumesMode: VolumesCopy,
 		Services: []*Service{
 			{Order: 1, Container: "db", ID: "id-db", Image: "busybox:latest", ImageID: "sha256:img", Running: true, Volumes: []string{"dbdata"}, Networks: []string{"net1"}, StopTimeout: 10},
@@ -495,7 +496,6 @@ func TestApplyMoveVolumeAndRollback(t *testing.T) {
 	if err != nil || !same {
 		t.Skipf("temporary directories are not on one mount (%v)", err)
 	}
-	s.plan.Target.DataRoot = filepath.Dir(s.tgt.volRoot)
 	if _, err := Apply(context.Background(), s.plan, s.options()); err != nil {
 		t.Fatalf("apply: %v\n%s", err, strings.Join(s.log, "\n"))
 	}
@@ -628,5 +628,46 @@ func TestProbeTCP(t *testing.T) {
 	ln.Close()
 	if err := probeTCP(context.Background(), addr); err == nil {
 		t.Error("a closed port counted as answering")
+	}
+}
+
+func TestApplyRefusesUnsafeTargetPath(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, s *afSetup)
+	}{
+		{"daemon reports a path outside the home", func(t *testing.T, s *afSetup) {
+			s.tgt.volumes["dbdata"] = t.TempDir()
+		}},
+		{"symlinked volume directory", func(t *testing.T, s *afSetup) {
+			elsewhere := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(elsewhere, "_data"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(s.tgt.volRoot, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(elsewhere, filepath.Join(s.tgt.volRoot, "dbdata")); err != nil {
+				t.Fatal(err)
+			}
+			s.tgt.volumes["dbdata"] = filepath.Join(s.tgt.volRoot, "dbdata", "_data")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newAFSetup(t)
+			s.plan.Services = s.plan.Services[:1]
+			tt.setup(t, s)
+			_, err := Apply(context.Background(), s.plan, s.options())
+			var ue *UnsafeTargetError
+			if !errors.As(err, &ue) {
+				t.Fatalf("err = %v, want an UnsafeTargetError", err)
+			}
+			for _, l := range s.log {
+				if strings.HasPrefix(l, "copy") || strings.HasPrefix(l, "src stop") {
+					t.Errorf("went ahead with %q", l)
+				}
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
@@ -150,7 +151,66 @@ func (a *applier) ensureVolume(ctx context.Context, name string) (*VolumeState, 
 	if vs.TargetPath == "" {
 		return nil, fmt.Errorf("volume %s: the target reports no mountpoint", name)
 	}
+	if err := a.checkTargetPath(vs); err != nil {
+		return nil, err
+	}
 	return vs, a.save()
+}
+
+// UnsafeTargetError refuses a target volume path that unroot, running as
+// root, must not write to: the rootless daemon that reports it runs as the
+// user, so its answer is not trusted.
+type UnsafeTargetError struct {
+	Volume, Path, Reason string
+}
+
+func (e *UnsafeTargetError) Error() string {
+	return fmt.Sprintf("volume %s: refusing target path %s: %s", e.Volume, e.Path, e.Reason)
+}
+
+// Hint names the expected layout.
+func (e *UnsafeTargetError) Hint() string {
+	return "the rootless daemon must keep its data under the user's ~/.local/share/docker, with no symlinks on the way"
+}
+
+// checkTargetPath makes sure a target volume path is where a rootless
+// daemon of this user keeps volumes (~/.local/share/docker/volumes/NAME/_data,
+// from the passwd home, not from the daemon) and that no component of it is
+// a symlink, so a copy, delta sync (which deletes) or rename as root cannot
+// be steered elsewhere. It runs right before each use.
+func (a *applier) checkTargetPath(vs *VolumeState) error {
+	home := a.plan.User.Home
+	if home == "" {
+		return &UnsafeTargetError{vs.Name, vs.TargetPath, "the user's home directory is unknown"}
+	}
+	want := filepath.Join(home, ".local/share/docker/volumes", vs.Name, "_data")
+	if filepath.Clean(vs.TargetPath) != want {
+		return &UnsafeTargetError{vs.Name, vs.TargetPath, "it is not " + want}
+	}
+	return noSymlinks(vs.Name, want)
+}
+
+// noSymlinks checks every component of path (absolute) is a real
+// directory.
+func noSymlinks(name, path string) error {
+	cur := "/"
+	for _, part := range strings.Split(strings.TrimPrefix(path, "/"), "/") {
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, os.ErrNotExist) && cur == path {
+			return nil // a move renames the data here
+		}
+		if err != nil {
+			return fmt.Errorf("volume %s: %w", name, err)
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return &UnsafeTargetError{name, path, cur + " is a symlink"}
+		}
+		if !fi.IsDir() {
+			return &UnsafeTargetError{name, path, cur + " is not a directory"}
+		}
+	}
+	return nil
 }
 
 func dirEmpty(dir string) (bool, error) {
@@ -255,6 +315,9 @@ func (a *applier) copyVolume(ctx context.Context, vs *VolumeState, what string) 
 	if vp := a.volumePlan(vs.Name); vp != nil && vp.Audit != nil {
 		files, bytes = vp.Audit.Files, vp.Audit.Bytes
 	}
+	if err := a.checkTargetPath(vs); err != nil {
+		return nil, err
+	}
 	task := a.o.Progress.Begin("volume", vs.Name+" ("+what+")", bytes, files)
 	o := a.chownOptions()
 	o.Update = true
@@ -347,6 +410,9 @@ func (a *applier) moveVolume(ctx context.Context, vs *VolumeState) error {
 			if err := a.checkMove(vs); err != nil {
 				return err
 			}
+			if err := a.checkTargetPath(vs); err != nil {
+				return err
+			}
 			empty, err := dirEmpty(vs.TargetPath)
 			if err != nil {
 				return fmt.Errorf("move volume %s: %w", vs.Name, err)
@@ -366,6 +432,9 @@ func (a *applier) moveVolume(ctx context.Context, vs *VolumeState) error {
 		if err := a.save(); err != nil {
 			return err
 		}
+	}
+	if err := a.checkTargetPath(vs); err != nil {
+		return err
 	}
 	o := a.chownOptions()
 	o.JournalDir = vs.JournalDir

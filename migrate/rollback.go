@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -224,6 +226,13 @@ func (e *rollbackEnv) restoreVolume(ctx context.Context, name string, names []st
 		return nil
 	}
 	if vs.Moved {
+		suffix := filepath.Join("/.local/share/docker/volumes", name, "_data")
+		if !strings.HasSuffix(filepath.Clean(vs.TargetPath), suffix) {
+			return &UnsafeTargetError{name, vs.TargetPath, "it does not end in " + suffix}
+		}
+		if err := noSymlinks(name, vs.TargetPath); err != nil {
+			return err
+		}
 		if journalExists(vs.JournalDir) {
 			if _, err := e.files.Reverse(ctx, vs.TargetPath, chown.Options{Map: e.m, MapUnmappableToOverflow: e.unm, JournalDir: vs.JournalDir}); err != nil {
 				return fmt.Errorf("shift back volume %s: %w", name, err)
