@@ -203,7 +203,20 @@ func Apply(ctx context.Context, plan *Plan, o ApplyOptions) (*Result, error) {
 	if err := a.networks(ctx); err != nil {
 		return res, err
 	}
-	for _, unit := range a.units() {
+	units := a.units()
+	if len(units) > 0 {
+		// Every image in one stream while all sources still run: layers
+		// shared between services travel once. Each cutover then finds its
+		// image present.
+		var refs []ImageRef
+		for _, ip := range a.plan.Images {
+			refs = append(refs, ImageRef{ID: ip.ID, Tags: ip.Tags, Size: ip.Size})
+		}
+		if _, err := TransferImages(ctx, o.Source, o.Target, refs, o.Progress); err != nil {
+			return res, err
+		}
+	}
+	for _, unit := range units {
 		err := a.cutover(ctx, unit)
 		for _, s := range unit {
 			r, ss := result(s.Container), a.st.Service(s.Container)
