@@ -3,6 +3,8 @@ package migrate
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -48,6 +50,10 @@ func WriteComposeText(w io.Writer, p *Plan, markdown bool) error {
 		}
 		if cp.Command != "" {
 			fmt.Fprintf(w, "%suse: %s\n", bullet(markdown, 1), code(cp.Command))
+		}
+		if len(cp.ConfigHashes) > 0 {
+			kept := slices.Sorted(maps.Keys(cp.ConfigHashes))
+			fmt.Fprintf(w, "%sits first 'up -d' keeps %s: the migrated containers carry the config hash of the rewritten file\n", bullet(markdown, 1), strings.Join(kept, ", "))
 		}
 		if len(cp.Recreate) > 0 {
 			fmt.Fprintf(w, "%sits first 'up -d' recreates %s (config changed; named volumes keep their data)\n", bullet(markdown, 1), strings.Join(cp.Recreate, ", "))

@@ -383,3 +383,23 @@ func TestComposeSchemaDocFields(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteComposeTextGolden(t *testing.T) {
+	for _, markdown := range []bool{false, true} {
+		name := map[bool]string{false: "plan-compose.txt.golden", true: "plan-compose.md.golden"}[markdown]
+		t.Run(name, func(t *testing.T) {
+			dir, src := composeFixture(t)
+			src.addContainer("shop_web_run_1", v1Service(dir, "shop", "web", "1", inventory.LabelOneOff, "True"))
+			p := mustBuild(t, projectOptions(src))
+			var b strings.Builder
+			if err := WriteComposeText(&b, p, markdown); err != nil {
+				t.Fatal(err)
+			}
+			checkComposeGolden(t, name, []byte(strings.ReplaceAll(b.String(), dir, "/srv/shop")))
+		})
+	}
+	var b strings.Builder
+	if err := WriteComposeText(&b, &Plan{}, false); err != nil || b.Len() != 0 {
+		t.Errorf("a plan without projects writes %q, %v", b.String(), err)
+	}
+}
