@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -184,18 +185,24 @@ func symmetricDiff(a, b []string) []string {
 	return d
 }
 
-// wantRefusal checks a refused run: the exit code, a first stderr line
-// "unroot: <lowercase message>" containing msg, and a "hint:" line (with
+// wantRefusal checks a refused run: the exit code, a stderr line
+// "unroot: <lowercase message>" (after any progress lines), msg in stderr, and a "hint:" line (with
 // hint in it when hint is not empty).
 func wantRefusal(t *testing.T, what string, res Result, code int, msg, hint string) {
 	t.Helper()
 	if res.Code != code {
 		t.Errorf("%s: exit %d, want %d\nstderr: %s", what, res.Code, code, res.Stderr)
 	}
-	first, _, _ := strings.Cut(res.Stderr, "\n")
-	text, ok := strings.CutPrefix(first, "unroot: ")
+	// Progress lines may come first; the error is the first "unroot: " line.
+	var text string
+	ok := false
+	for _, l := range strings.Split(res.Stderr, "\n") {
+		if text, ok = strings.CutPrefix(l, "unroot: "); ok {
+			break
+		}
+	}
 	if r, _ := utf8.DecodeRuneInString(text); !ok || text == "" || unicode.IsUpper(r) {
-		t.Errorf("%s: first stderr line %q is not \"unroot: <lowercase message>\"", what, first)
+		t.Errorf("%s: stderr has no \"unroot: <lowercase message>\" line:\n%s", what, res.Stderr)
 	}
 	if !strings.Contains(res.Stderr, msg) {
 		t.Errorf("%s: stderr lacks %q:\n%s", what, msg, res.Stderr)
@@ -251,4 +258,10 @@ func runCmdOut(name string, args ...string) (string, error) {
 		err = fmt.Errorf("exit %d", code)
 	}
 	return out + errOut, err
+}
+
+// fileExists reports whether path exists (not following a final symlink).
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
