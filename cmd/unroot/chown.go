@@ -92,9 +92,19 @@ func runChown(ctx context.Context, g *globalOptions, opts *chownOptions) error {
 			return err
 		}
 		// Checked before anything, a shift's journal directory included, is created.
-		if _, err := os.Lstat(roots[i]); errors.Is(err, fs.ErrNotExist) {
-			return failErr(fmt.Errorf("%s: no such file or directory", p),
-				"name an existing directory: a volume's _data directory or a bind-mount source")
+		const dirHint = "name an existing directory: a volume's _data directory or a bind-mount source"
+		fi, err := os.Lstat(roots[i])
+		if errors.Is(err, fs.ErrNotExist) {
+			return failErr(fmt.Errorf("%s: no such file or directory", p), dirHint)
+		}
+		if err == nil && !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0 {
+			return failErr(fmt.Errorf("%s is not a directory", p), dirHint)
+		}
+		if opts.reverse {
+			if _, err := os.Stat(journalDir(g.stateDir, roots[i])); errors.Is(err, fs.ErrNotExist) {
+				return failErr(fmt.Errorf("nothing to reverse: no shift of %s is journaled under %s", p, g.stateDir),
+					"--reverse undoes an earlier 'unroot chown' of the same PATH run with the same --state-dir")
+			}
 		}
 	}
 	rm, err := resolveMap(u)
