@@ -103,6 +103,11 @@ func TestBadInputFailures(t *testing.T) {
 	e := newMigEnv(t, []string{ctr}, nil, nil)
 	e.quickContainer(ctr, "--restart", "unless-stopped")
 	missing := filepath.Join(e.stateDir, "no-such-tree")
+	tree := t.TempDir()
+	file := filepath.Join(tree, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []badCase{
 		{"unknown user", []string{"--user", badPrefix + "nouser", "--source-host", e.SourceHost, "--target-host", e.TargetHost, "--state-dir", e.stateDir, "migrate", "--dry-run", ctr},
 			1, `user "` + badPrefix + `nouser" not found`, "useradd"},
@@ -120,11 +125,19 @@ func TestBadInputFailures(t *testing.T) {
 		{"unknown project", e.args("migrate", "--dry-run", "--project", badPrefix+"noproject"), 1, `no project named "` + badPrefix + `noproject"`, "docker compose ls"},
 		{"rollback of a never-migrated container", e.args("rollback", ctr), 1, ctr + ": no migration recorded", "unroot status"},
 		{"chown of a missing path", e.args("chown", missing), 1, missing, "existing directory"},
+		{"chown of a file", e.args("chown", file), 1, file + " is not a directory", "existing directory"},
+		{"chown reverse of a tree never shifted", e.args("chown", "--reverse", tree), 1, "nothing to reverse: no shift of " + tree, "same --state-dir"},
+		{"unknown docker context", append([]string{"--user", e.User, "--target-host", e.TargetHost, "--state-dir", e.stateDir}, "migrate", "--dry-run", ctr),
+			1, `docker context "` + badPrefix + `noctx" not found`, "docker context ls"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := e.snap([]string{ctr}, e.stateDir)
-			res := e.UnrootEnv(t, nil, tt.args...)
+			before := e.snap([]string{ctr}, e.stateDir, tree)
+			var env []string
+			if tt.name == "unknown docker context" {
+				env = []string{"DOCKER_HOST=", "DOCKER_CONTEXT=" + badPrefix + "noctx"}
+			}
+			res := e.UnrootEnv(t, env, tt.args...)
 			wantRefusal(t, tt.name, res, tt.code, tt.msg, tt.hint)
 			e.unchanged(tt.name, before)
 		})
@@ -387,18 +400,19 @@ func unprivilegedCopy(t *testing.T, bin string) string {
 // exits 1 and changes nothing, not even the files it would have shifted.
 func TestBadInputBlockers(t *testing.T) {
 	const (
-		unmap    = badPrefix + "unmap"
-		unmapVol = badPrefix + "unmap-vol"
-		dev      = badPrefix + "dev"
-		devVol   = badPrefix + "dev-vol"
-		etc      = badPrefix + "etc"
-		listen   = badPrefix + "listen"
-		pa       = badPrefix + "port-a"
-		pb       = badPrefix + "port-b"
-		move     = badPrefix + "move"
-		moveVol  = badPrefix + "move-vol"
+		unmap      = badPrefix + "unmap"
+		unmapVol   = badPrefix + "unmap-vol"
+		dev        = badPrefix + "dev"
+		devVol     = badPrefix + "dev-vol"
+		etc        = badPrefix + "etc"
+		listen     = badPrefix + "listen"
+		pa         = badPrefix + "port-a"
+		pb         = badPrefix + "port-b"
+		move       = badPrefix + "move"
+		moveVol    = badPrefix + "move-vol"
+		dockerBind = badPrefix + "docker-bind"
 	)
-	e := newMigEnv(t, []string{unmap, dev, etc, listen, pa, pb, move}, []string{unmapVol, devVol, moveVol}, nil)
+	e := newMigEnv(t, []string{unmap, dev, etc, listen, pa, pb, move, dockerBind}, []string{unmapVol, devVol, moveVol}, nil)
 	prep := func(vol, script string) {
 		e.Docker(t, false, "volume", "create", vol)
 		e.Docker(t, false, "run", "--rm", "-v", vol+":/d", e.Image, "sh", "-c", script)
@@ -425,6 +439,13 @@ func TestBadInputBlockers(t *testing.T) {
 	prep(moveVol, "echo x > /d/f")
 	e.quickContainer(move, "-v", moveVol+":/d")
 
+	dockerDir := filepath.Join("/var/lib/docker", badPrefix+"bind")
+	if err := os.MkdirAll(dockerDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dockerDir) })
+	e.quickContainer(dockerBind, "-v", dockerDir+":/x")
+
 	if unprivilegedPortStart(t) <= 188 {
 		t.Skip("ports 187/188 are unprivileged on this host: nothing would be rewritten")
 	}
@@ -446,6 +467,10 @@ func TestBadInputBlockers(t *testing.T) {
 			"port-conflict", "host port " + lport + "/tcp is also wanted by a process listening on 127.0.0.1:" + lport, "--port-map OLD:NEW"},
 		{"two containers on one port", []string{pa, pb}, []string{pa, pb}, nil,
 			"port-conflict", "host port 8187/tcp", "--port-map OLD:NEW"},
+		{"bind of a directory under /var/lib/docker", []string{dockerBind}, []string{dockerBind}, []string{dockerDir},
+			"system-bind", "system path " + dockerDir, "bind a dedicated directory"},
+		{"target is the rootful daemon", []string{"--target-host", e.SourceHost, etc}, []string{etc}, nil,
+			"target-not-rootless", "the target daemon is not rootless", "--target-host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
