@@ -254,8 +254,12 @@ func TestBadInputSubIDs(t *testing.T) {
 	e.quickContainer(ctr)
 
 	nosub := addThrowawayUser(t, badPrefix+"nosub", "")
-	small := addThrowawayUser(t, badPrefix+"small", fmt.Sprintf("%d:1000", e.SubUIDStart+e.SubUIDCount+1000000))
-	overlap := addThrowawayUser(t, badPrefix+"overlap", fmt.Sprintf("%d:%d", e.SubUIDStart, e.SubUIDCount))
+	// Far above the rig user's range, and the overlap is with the small
+	// range, not with the rig user's: tests that check the rig user's
+	// ranges may run at the same time.
+	smallStart := e.SubUIDStart + e.SubUIDCount + 1000000
+	small := addThrowawayUser(t, badPrefix+"small", fmt.Sprintf("%d:1000", smallStart))
+	overlap := addThrowawayUser(t, badPrefix+"overlap", fmt.Sprintf("%d:65536", smallStart+500))
 
 	as := func(user string, verb ...string) []string {
 		return append([]string{"--user", user, "--source-host", e.SourceHost, "--target-host", e.TargetHost, "--state-dir", e.stateDir}, verb...)
@@ -273,7 +277,7 @@ func TestBadInputSubIDs(t *testing.T) {
 	}{
 		{nosub, "/etc/subuid has no entry for " + nosub, "usermod --add-subuids"},
 		{small, "fewer than 65536", "usermod --add-subuids"},
-		{overlap, "overlaps " + e.User + "'s", "usermod --del-subuids"},
+		{overlap, "overlaps " + small + "'s", "usermod --del-subuids"},
 	}
 	for _, c := range checks {
 		before := e.snap([]string{ctr}, e.stateDir)
