@@ -211,6 +211,11 @@ volumes:
 		t.Errorf("docker-compose ps against the rootless daemon lists %d containers, want 2:\n%s", n, ps)
 	}
 
+	// A second run changes nothing and still knows the hash was carried.
+	if again := e.migrate("--project", name); again.Code != 0 || !strings.Contains(again.Stdout, "already-migrated") {
+		t.Errorf("second migrate: exit %d\n%s", again.Code, again.Stdout)
+	}
+
 	// What unroot recorded compose will recreate, and unroot status says so.
 	var recs []composeRecord
 	rb, err := os.ReadFile(filepath.Join(e.stateDir, e.User, "compose.json"))

@@ -516,8 +516,21 @@ func (b *builder) setConfigHash(project string, s ComposeService, old, new strin
 	var cs []*inventory.Container
 	for _, name := range s.Containers {
 		sv := b.byName[name]
+		if sv == nil {
+			return false
+		}
+		if sv.AlreadyMigrated {
+			// An earlier run carried it, or it did not.
+			if b.tgt == nil {
+				return false
+			}
+			if tc, err := b.tgt.Container(name); err != nil || tc.Labels[LabelConfigHash] != new {
+				return false
+			}
+			continue
+		}
 		c, err := b.inv.Container(name)
-		if sv == nil || sv.AlreadyMigrated || err != nil || c.Labels[LabelConfigHash] != old {
+		if err != nil || c.Labels[LabelConfigHash] != old {
 			return false
 		}
 		cs = append(cs, c)

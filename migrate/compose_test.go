@@ -403,3 +403,33 @@ func TestWriteComposeTextGolden(t *testing.T) {
 		t.Errorf("a plan without projects writes %q, %v", b.String(), err)
 	}
 }
+
+func TestBuildComposeConfigHashAlreadyMigrated(t *testing.T) {
+	for _, tt := range []struct {
+		name, targetLabel string
+		wantRecreate      bool
+	}{
+		{"carried by the earlier run", "new-hash", false},
+		{"not carried by the earlier run", "old-hash", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, src := composeFixture(t, LabelConfigHash, "old-hash")
+			tgt := newFakeDaemon(true)
+			tgt.addContainer("a-web", v1Service(dir, "shop", "web", "1", LabelConfigHash, tt.targetLabel))
+			tgt.addContainer("b-db", v1Service(dir, "shop", "db", "1"))
+			o := projectOptions(src)
+			o.Target = tgt
+			o.Migrated = func(string) bool { return true }
+			o.ComposeHash = func(_ context.Context, req ComposeHashRequest) (map[string]string, error) {
+				if strings.Contains(string(req.Files[0]), "8080") {
+					return map[string]string{"web": "new-hash"}, nil
+				}
+				return map[string]string{"web": "old-hash"}, nil
+			}
+			p := mustBuild(t, o)
+			if got := slices.Contains(p.Compose[0].Recreate, "web"); got != tt.wantRecreate {
+				t.Errorf("recreate = %v, want web listed = %v", p.Compose[0].Recreate, tt.wantRecreate)
+			}
+		})
+	}
+}
