@@ -80,17 +80,20 @@ type composeRecord struct {
 
 // TestComposeProjectRewrittenFile brings up, with the real docker-compose,
 // a web service publishing 127.0.0.1:83 (a privileged port; 80 is the demo's) that depends on a db running as a
-// non-root user with a named volume. 'unroot migrate --project' moves both
-// into the rootless daemon, db first (the order comes from the compose file:
-// Compose v1 writes no depends_on label), and writes compose.rootless.yaml
-// beside the untouched original with port 83 rewritten to 8083 and its
-// comments kept. docker-compose validates the new file, lists the migrated
+// non-root user with a named volume, and an agent that binds the docker
+// socket; a one-off container ('docker-compose run') stays behind.
+// 'unroot migrate --project' moves the three services into the rootless
+// daemon, db before web (the order comes from the compose file: Compose v1
+// writes no depends_on label), and writes compose.rootless.yaml beside the
+// untouched original with port 83 rewritten to 8083, the socket bind
+// pointed at the rootless socket, and its comments kept. docker-compose validates the new file, lists the migrated
 // containers in the rootless daemon, and 'up -d' with it succeeds: the
 // services unroot says compose recreates are recreated, the others are kept,
 // and the volume's data survives.
 func TestComposeProjectRewrittenFile(t *testing.T) {
 	const name = "e2e-cmp-web"
-	db, web := name+"_db_1", name+"_web_1"
+	db, web, agent := name+"_db_1", name+"_web_1", name+"_agent_1"
+	oneoff := name + "-oneoff"
 	vol, nw := name+"_data", name+"_default"
 	r := Load(t)
 	yml := `# e2e: a web front and its db
@@ -109,12 +112,18 @@ services:
       - db
     ports:
       - "127.0.0.1:83:80" # the public port
+  agent:
+    image: ` + r.Image + `
+    command: ["sleep", "100000"]
+    volumes:
+      - /var/run/docker.sock:/var/run/docker.sock # talks to its daemon
 volumes:
   data: {}
 `
-	p := newCmpProject(t, name, yml, []string{db, web}, []string{vol}, []string{nw})
+	p := newCmpProject(t, name, yml, []string{db, web, agent, oneoff}, []string{vol}, []string{nw})
 	e := p.e
 	p.mustRun(t, e.SourceHost, "up", "-d")
+	p.mustRun(t, e.SourceHost, "run", "-d", "--no-deps", "--name", oneoff, "db", "sleep", "100000")
 	// Compose creates the volume root-owned; hand it to the db's user and
 	// write the data whose survival is checked.
 	e.Docker(t, false, "run", "--rm", "-v", vol+":/data", e.Image, "chown", "999:999", "/data")
@@ -139,8 +148,9 @@ volumes:
 			Container string `json:"container"`
 		} `json:"services"`
 		Compose []struct {
-			Project       string `json:"project"`
-			DependsOnFrom string `json:"depends_on_from"`
+			Project       string   `json:"project"`
+			OneOff        []string `json:"one_off"`
+			DependsOnFrom string   `json:"depends_on_from"`
 			Files         []struct {
 				Rootless string `json:"rootless"`
 				Changes  []struct{ Service, Old, New string }
@@ -158,11 +168,20 @@ volumes:
 	if cp.Files[0].Rootless != rootless || cp.DependsOnFrom != "files" {
 		t.Errorf("dry run: rootless file %q (want %q), depends_on from %q (want files)", cp.Files[0].Rootless, rootless, cp.DependsOnFrom)
 	}
-	if ch := cp.Files[0].Changes; len(ch) != 1 || ch[0].Service != "web" || ch[0].New != "127.0.0.1:8083:80" {
-		t.Errorf("dry run changes = %+v, want web's port to 127.0.0.1:8083:80", ch)
+	sock := "/run/user/" + fmt.Sprint(e.UID) + "/docker.sock"
+	wantChanges := map[string]string{"web": "127.0.0.1:8083:80", "agent": sock + ":/var/run/docker.sock"}
+	if ch := cp.Files[0].Changes; len(ch) != 2 || wantChanges[ch[0].Service] != ch[0].New || wantChanges[ch[1].Service] != ch[1].New {
+		t.Errorf("dry run changes = %+v, want %v", ch, wantChanges)
 	}
-	if len(plan.Services) != 2 || plan.Services[0].Container != db || plan.Services[1].Container != web {
-		t.Errorf("cutover order = %+v, want db then web", plan.Services)
+	if !slices.Equal(cp.OneOff, []string{oneoff}) {
+		t.Errorf("dry run one-off containers = %v, want %s", cp.OneOff, oneoff)
+	}
+	var order []string
+	for _, s := range plan.Services {
+		order = append(order, s.Container)
+	}
+	if len(order) != 3 || slices.Index(order, db) > slices.Index(order, web) || slices.Contains(order, oneoff) {
+		t.Errorf("cutover = %v, want the three services, db before web, no one-off", order)
 	}
 	if _, err := os.Stat(rootless); !os.IsNotExist(err) {
 		t.Fatalf("the dry run wrote %s (stat: %v)", rootless, err)
@@ -182,7 +201,8 @@ volumes:
 	if err != nil {
 		t.Fatalf("no rootless compose file: %v", err)
 	}
-	for _, want := range []string{"# written by unroot", "# e2e: a web front and its db", "# the public port", "# the db's files", `"127.0.0.1:8083:80"`} {
+	for _, want := range []string{"# written by unroot", "# e2e: a web front and its db", "# the public port", "# the db's files",
+		`"127.0.0.1:8083:80"`, sock + ":/var/run/docker.sock # talks to its daemon"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("rootless file lacks %q:\n%s", want, b)
 		}
@@ -192,10 +212,20 @@ volumes:
 	}
 
 	// The services run in the rootless daemon and answer on the new port.
-	for _, c := range []string{db, web} {
+	for _, c := range []string{db, web, agent} {
 		if got := e.inspect(true, c, "{{.State.Running}}"); got != "true" {
 			t.Errorf("%s running in the target = %s", c, got)
 		}
+	}
+	if got := e.inspect(true, agent, `{{range .Mounts}}{{if eq .Destination "/var/run/docker.sock"}}{{.Source}}{{end}}{{end}}`); got != sock {
+		t.Errorf("agent's docker socket in the target is %q, want %s", got, sock)
+	}
+	// The one-off container stays where it was.
+	if got := e.inspect(false, oneoff, "{{.State.Running}}"); got != "true" {
+		t.Errorf("one-off on the source running = %s", got)
+	}
+	if _, err := e.DockerErr(true, "inspect", oneoff); err == nil {
+		t.Errorf("the one-off container %s was migrated", oneoff)
 	}
 	if got := httpGet(t, 8083, "/index.html"); !strings.Contains(got, "compose-web") {
 		t.Errorf("target web serves %q on 8083", got)
@@ -207,8 +237,8 @@ volumes:
 		t.Errorf("docker-compose config of the rootless file has no port 8083:\n%s", cfg)
 	}
 	ps := p.mustRun(t, e.TargetHost, "-f", "compose.rootless.yaml", "ps", "-q")
-	if n := len(strings.Fields(ps)); n != 2 {
-		t.Errorf("docker-compose ps against the rootless daemon lists %d containers, want 2:\n%s", n, ps)
+	if n := len(strings.Fields(ps)); n != 3 {
+		t.Errorf("docker-compose ps against the rootless daemon lists %d containers, want 3:\n%s", n, ps)
 	}
 
 	// A second run changes nothing and still knows the hash was carried.
@@ -240,7 +270,10 @@ volumes:
 	}
 
 	// up -d with the rewritten file against the rootless daemon.
-	before := map[string]string{db: e.inspect(true, db, "{{.Id}}"), web: e.inspect(true, web, "{{.Id}}")}
+	before := map[string]string{}
+	for _, c := range []string{db, web, agent} {
+		before[c] = e.inspect(true, c, "{{.Id}}")
+	}
 	p.mustRun(t, e.TargetHost, "-f", "compose.rootless.yaml", "up", "-d")
 	for c, id := range before {
 		svc := strings.TrimSuffix(strings.TrimPrefix(c, name+"_"), "_1")
@@ -259,7 +292,7 @@ volumes:
 		t.Errorf("target web serves %q on 8083 after up -d", got)
 	}
 	// Nothing came back on the rootful daemon.
-	if out := e.Docker(t, false, "ps", "-q", "--filter", "label=com.docker.compose.project="+name); out != "" {
-		t.Errorf("containers of the project run on the rootful daemon:\n%s", out)
+	if out := e.Docker(t, false, "ps", "--format", "{{.Names}}", "--filter", "label=com.docker.compose.project="+name); out != oneoff {
+		t.Errorf("containers of the project on the rootful daemon: %q, want only the one-off %s", out, oneoff)
 	}
 }
