@@ -366,7 +366,7 @@ func (b *builder) composePorts(project string) func(service, proto, hostIP, publ
 		if !ok || hi == lo {
 			return "", false
 		}
-		first := -1
+		first, apart := -1, false
 		for p := lo; p <= hi; p++ {
 			k.old = strconv.Itoa(p)
 			n, ok := m[k]
@@ -380,8 +380,11 @@ func (b *builder) composePorts(project string) func(service, proto, hostIP, publ
 			if p == lo {
 				first = np
 			} else if np != first+(p-lo) {
-				return "", false
+				apart = true
 			}
+		}
+		if apart {
+			return "", true // the plan moved the range's ports apart
 		}
 		return formatRange(first, first+hi-lo), true
 	}

@@ -18,7 +18,9 @@ type ComposeRewrite struct {
 	// Port returns the new host port (a number or a range "A-B") of a
 	// published port of service, given its protocol ("tcp" when the file
 	// does not say), host IP ("" when the file gives none) and host port
-	// as written. ok false leaves the entry alone; nil changes no port.
+	// as written. ok false leaves the entry alone; ok with "" says the
+	// entry cannot be rewritten as one and must be edited by hand (e.g. a
+	// range whose ports the plan moved apart). nil changes no port.
 	Port func(service, proto, hostIP, published string) (string, bool)
 	// Socket is the rootless daemon's socket path; a bind whose source is
 	// the rootful socket (/var/run/docker.sock or /run/docker.sock) gets it
@@ -176,6 +178,10 @@ func (w *rewriter) port(service string, n *yaml.Node) {
 		if !ok || np == sp.published {
 			return
 		}
+		if np == "" {
+			w.manual("service %s: port %q cannot be rewritten as one entry; edit it to the host ports the plan gives", service, n.Value)
+			return
+		}
 		old := n.Value
 		sp.published = np
 		n.Value = sp.String()
@@ -203,6 +209,10 @@ func (w *rewriter) port(service string, n *yaml.Node) {
 		}
 		np, ok := w.rw.Port(service, proto, ip, pub.Value)
 		if !ok || np == pub.Value {
+			return
+		}
+		if np == "" {
+			w.manual("service %s: published port %q cannot be rewritten as one entry; edit it to the host ports the plan gives", service, pub.Value)
 			return
 		}
 		old := pub.Value

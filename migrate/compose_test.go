@@ -433,3 +433,53 @@ func TestBuildComposeConfigHashAlreadyMigrated(t *testing.T) {
 		})
 	}
 }
+
+func TestBuildComposePortRanges(t *testing.T) {
+	const file = `services:
+  web:
+    image: busybox
+    ports:
+      - "80-81:80-81"
+      - "0.0.0.0:53:53/udp"
+      - "8000-8001:9000"
+      - target: 443
+        published: 443
+`
+	tests := []struct {
+		name        string
+		portMap     PortMap
+		wantChanges []string
+		wantManual  int
+	}{
+		{"default", nil, []string{"80-81:80-81 → 8080-8081:80-81", "0.0.0.0:53:53/udp → 0.0.0.0:8053:53/udp", "published: 443 → published: 8443"}, 0},
+		{"port map splits the range", PortMap{80: 9080, 443: 10443}, []string{"0.0.0.0:53:53/udp → 0.0.0.0:8053:53/udp", "published: 443 → published: 10443"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			src := newFakeDaemon(false)
+			src.addContainer("web", v1Service(dir, "shop", "web", "1"), publish("80/tcp", "", "80"), publish("81/tcp", "", "81"),
+				publish("53/udp", "0.0.0.0", "53"), publish("9000/tcp", "", "8000-8001"), publish("443/tcp", "", "443"))
+			o := projectOptions(src)
+			o.PortMap = tt.portMap
+			p := mustBuild(t, o)
+			if len(p.Compose) != 1 || len(p.Compose[0].Files) != 1 {
+				t.Fatalf("compose = %+v, findings %+v", p.Compose, p.Findings)
+			}
+			f := p.Compose[0].Files[0]
+			var got []string
+			for _, c := range f.Changes {
+				got = append(got, c.Old+" → "+c.New)
+			}
+			if !reflect.DeepEqual(got, tt.wantChanges) {
+				t.Errorf("changes = %q, want %q", got, tt.wantChanges)
+			}
+			if len(f.Manual) != tt.wantManual || len(findings(p, CodeComposeManual)) != tt.wantManual {
+				t.Errorf("manual = %v, want %d", f.Manual, tt.wantManual)
+			}
+		})
+	}
+}
