@@ -71,7 +71,7 @@ docs: build
 	$(BIN) gen-man docs/man
 
 # bench: side-by-side benchmarks against cp -a, rsync, chown -R and
-# docker save | docker load (docs/benchmarks.md); brings the rig up for P4.
+# docker save | docker load (docs/benchmarks.md); brings the rig up for P4/P5.
 # Not part of 'make test'. BENCHFLAGS e.g. "-files 20000 -pairs 7 -big -json".
 BENCHFLAGS ?=
 .PHONY: bench

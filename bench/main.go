@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -378,5 +377,3 @@ func sh(script string) error {
 	}
 	return nil
 }
-
-var errSkip = errors.New("skipped")
