@@ -10,8 +10,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/unroot/unroot/migrate"
 )
+
+// The compose loader (compose-go) logs warnings through logrus's global
+// logger, e.g. that a file's "version" is obsolete; they are about compose
+// files unroot only reads and would mix with unroot's own output. What
+// matters reaches the plan as findings.
+func init() { logrus.SetOutput(io.Discard) }
 
 // writeComposeFiles writes the rootless compose files of the projects the
 // run migrated completely and says where they are: on stdout after the
