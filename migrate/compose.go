@@ -297,6 +297,7 @@ func (b *builder) composeFiles(ctx context.Context, cp *composeProject, pl *Comp
 		files    []ComposeFile
 		contents [][]byte
 		rootless []string
+		manual   = map[string]bool{}
 	)
 	for i, orig := range info.ConfigFiles {
 		rw.Header = composeHeader(orig, info.Name)
@@ -315,17 +316,20 @@ func (b *builder) composeFiles(ctx context.Context, cp *composeProject, pl *Comp
 			b.p.addf(CodeComposeFileExists, Blocker, "", path, "move it aside, then run again", "%s exists and was not written by unroot; unroot does not overwrite it", path)
 			return
 		}
+		maps.Copy(manual, res.manualServices)
 		files = append(files, ComposeFile{Original: orig, Rootless: path, Changes: res.Changes, Manual: res.Manual, content: res.Content})
 		contents = append(contents, res.Content)
 		rootless = append(rootless, path)
 	}
 	// The rewritten files must load as the originals do, paths resolved
 	// against the same project directory.
-	if _, err := loadComposeProject(ctx, info.Name, info.WorkingDir, info.ConfigFiles, contents); err != nil {
+	model, err := loadComposeProject(ctx, info.Name, info.WorkingDir, info.ConfigFiles, contents)
+	if err != nil {
 		b.p.addf(CodeComposeUnreadable, Warning, "", info.Name, "rewrite the ports and the docker socket by hand (docs/compose.md)",
 			"the rewritten compose files of project %s do not load: %v", info.Name, err)
 		return
 	}
+	b.checkRewrittenPorts(info.Name, model, files, manual)
 	changed := map[string]bool{}
 	for _, f := range files {
 		for _, c := range f.Changes {
@@ -545,4 +549,52 @@ func (b *builder) setConfigHash(project string, s ComposeService, old, new strin
 		c.Labels[LabelConfigHash] = new
 	}
 	return true
+}
+
+// checkRewrittenPorts compares the host ports of the rewritten project, as
+// compose loads it, with the plan's: a port defined where the rewrite does
+// not reach (a file pulled in by extends or include, an override file the
+// containers do not name) still has its old number, and is listed for a
+// manual edit. Services the rewrite already listed are not checked again.
+func (b *builder) checkRewrittenPorts(project string, model *types.Project, files []ComposeFile, manual map[string]bool) {
+	for _, s := range b.p.Services {
+		if s.Project != project || manual[s.Service] {
+			continue
+		}
+		svc, err := model.GetService(s.Service)
+		if err != nil {
+			continue
+		}
+		for _, pp := range s.Ports {
+			if !pp.Rewritten {
+				continue
+			}
+			var found, stale bool
+			for _, sp := range svc.Ports {
+				if sp.Target != uint32(pp.ContainerPort) || !strings.EqualFold(cmpOr(sp.Protocol, "tcp"), pp.Proto) || anyIP(sp.HostIP) != anyIP(pp.HostIP) {
+					continue
+				}
+				switch sp.Published {
+				case pp.NewHostPort:
+					found = true
+				case pp.OldHostPort:
+					stale = true
+				}
+			}
+			if stale && !found {
+				msg := fmt.Sprintf("service %s: host port %s/%s is still %s in the rewritten files (it is defined where unroot does not rewrite, e.g. a file pulled in by extends or include); the migrated container publishes %s",
+					s.Service, pp.OldHostPort, pp.Proto, pp.OldHostPort, pp.NewHostPort)
+				if len(files) > 0 && !slices.Contains(files[0].Manual, msg) {
+					files[0].Manual = append(files[0].Manual, msg)
+				}
+			}
+		}
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

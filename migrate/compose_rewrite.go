@@ -52,6 +52,9 @@ type ComposeRewriteResult struct {
 	// Manual lists what needs a rewrite unroot could not make, e.g. a host
 	// port given by a variable.
 	Manual []string
+
+	// manualServices are the services Manual speaks of.
+	manualServices map[string]bool
 }
 
 // ErrNotCompose is returned for input that is YAML but not a compose file
@@ -155,8 +158,12 @@ func (w *rewriter) change(service, field, old, new string) {
 	w.res.Changes = append(w.res.Changes, ComposeChange{Service: service, Field: field, Old: old, New: new})
 }
 
-func (w *rewriter) manual(format string, a ...any) {
+func (w *rewriter) manual(service, format string, a ...any) {
 	w.res.Manual = append(w.res.Manual, fmt.Sprintf(format, a...))
+	if w.res.manualServices == nil {
+		w.res.manualServices = map[string]bool{}
+	}
+	w.res.manualServices[service] = true
 }
 
 // port rewrites one entry of a service's ports.
@@ -167,7 +174,7 @@ func (w *rewriter) port(service string, n *yaml.Node) {
 	switch n.Kind {
 	case yaml.ScalarNode:
 		if strings.Contains(n.Value, "$") {
-			w.manual("service %s: port %q comes from a variable; make sure its host port is one the rootless daemon can bind", service, n.Value)
+			w.manual(service, "service %s: port %q comes from a variable; make sure its host port is one the rootless daemon can bind", service, n.Value)
 			return
 		}
 		sp, ok := parseShortPort(n.Value)
@@ -179,7 +186,7 @@ func (w *rewriter) port(service string, n *yaml.Node) {
 			return
 		}
 		if np == "" {
-			w.manual("service %s: port %q cannot be rewritten as one entry; edit it to the host ports the plan gives", service, n.Value)
+			w.manual(service, "service %s: port %q cannot be rewritten as one entry; edit it to the host ports the plan gives", service, n.Value)
 			return
 		}
 		old := n.Value
@@ -197,7 +204,7 @@ func (w *rewriter) port(service string, n *yaml.Node) {
 			return
 		}
 		if strings.Contains(pub.Value, "$") {
-			w.manual("service %s: published port %q comes from a variable; make sure it is one the rootless daemon can bind", service, pub.Value)
+			w.manual(service, "service %s: published port %q comes from a variable; make sure it is one the rootless daemon can bind", service, pub.Value)
 			return
 		}
 		proto, ip := "tcp", ""
@@ -212,7 +219,7 @@ func (w *rewriter) port(service string, n *yaml.Node) {
 			return
 		}
 		if np == "" {
-			w.manual("service %s: published port %q cannot be rewritten as one entry; edit it to the host ports the plan gives", service, pub.Value)
+			w.manual(service, "service %s: published port %q cannot be rewritten as one entry; edit it to the host ports the plan gives", service, pub.Value)
 			return
 		}
 		old := pub.Value

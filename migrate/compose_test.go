@@ -109,6 +109,9 @@ func TestBuildComposeDependsOnFromFiles(t *testing.T) {
 	if !reflect.DeepEqual(f.Changes, wantChanges) {
 		t.Errorf("changes = %+v, want %+v", f.Changes, wantChanges)
 	}
+	if len(f.Manual) != 0 {
+		t.Errorf("manual = %v, want none", f.Manual)
+	}
 	wantCmd := "DOCKER_HOST=unix:///run/user/1001/docker.sock docker-compose -f " + rootless + " -p shop up -d"
 	if cp.Command != wantCmd {
 		t.Errorf("command = %q, want %q", cp.Command, wantCmd)
@@ -481,5 +484,29 @@ func TestBuildComposePortRanges(t *testing.T) {
 				t.Errorf("manual = %v, want %d", f.Manual, tt.wantManual)
 			}
 		})
+	}
+}
+
+func TestBuildComposePortsOutsideTheFiles(t *testing.T) {
+	dir := t.TempDir()
+	base := "services:\n  web:\n    image: busybox\n    ports:\n      - \"80:80\"\n"
+	main := "services:\n  web:\n    extends:\n      file: base.yml\n      service: web\n"
+	for name, content := range map[string]string{"base.yml": base, "docker-compose.yml": main} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := newFakeDaemon(false)
+	src.addContainer("web", v1Service(dir, "shop", "web", "1"), publish("80/tcp", "", "80"))
+	p := mustBuild(t, projectOptions(src))
+	if len(p.Compose) != 1 || len(p.Compose[0].Files) != 1 {
+		t.Fatalf("compose = %+v, findings %+v", p.Compose, p.Findings)
+	}
+	f := p.Compose[0].Files[0]
+	if len(f.Changes) != 0 || len(f.Manual) != 1 || !strings.Contains(f.Manual[0], "extends") {
+		t.Errorf("changes %v, manual %v: want the port in base.yml listed for a manual edit", f.Changes, f.Manual)
+	}
+	if fs := findings(p, CodeComposeManual); len(fs) != 1 {
+		t.Errorf("compose-manual-edit findings = %+v", fs)
 	}
 }
