@@ -13,7 +13,7 @@ import (
 
 func TestStatusOutput(t *testing.T) {
 	dir := t.TempDir()
-	st, err := migrate.LoadState(filepath.Join(dir, "root"))
+	st, err := migrate.LoadState(filepath.Join(dir, "nobody"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,11 +29,11 @@ func TestStatusOutput(t *testing.T) {
 		code     int
 		contains []string
 	}{
-		{"text", []string{"status", "--user", "root", "--state-dir", dir}, 0,
+		{"text", []string{"status", "--user", "nobody", "--state-dir", dir}, 0,
 			[]string{"web", "done", "127.0.0.1:80→8080/tcp", "2.345s", "db", "rolled-back", "health gate: boom"}},
-		{"nothing recorded", []string{"status", "--user", "root", "--state-dir", t.TempDir()}, 0, []string{"no migration recorded"}},
+		{"nothing recorded", []string{"status", "--user", "nobody", "--state-dir", t.TempDir()}, 0, []string{"no migration recorded"}},
 		{"no user", []string{"status", "--state-dir", dir}, 2, nil},
-		{"bad format", []string{"status", "--user", "root", "--state-dir", dir, "--format", "yaml"}, 2, nil},
+		{"bad format", []string{"status", "--user", "nobody", "--state-dir", dir, "--format", "yaml"}, 2, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +50,7 @@ func TestStatusOutput(t *testing.T) {
 		})
 	}
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"status", "--user", "root", "--state-dir", dir, "--format", "json"}, &out, &errb); code != 0 {
+	if code := run(context.Background(), []string{"status", "--user", "nobody", "--state-dir", dir, "--format", "json"}, &out, &errb); code != 0 {
 		t.Fatalf("json: exit %d: %s", code, errb.String())
 	}
 	var back migrate.State
@@ -64,8 +64,8 @@ func TestStatusOutput(t *testing.T) {
 
 func TestRollbackUsage(t *testing.T) {
 	tests := [][]string{
-		{"rollback", "--user", "root"},
-		{"rollback", "--user", "root", "--all", "web"},
+		{"rollback", "--user", "nobody"},
+		{"rollback", "--user", "nobody", "--all", "web"},
 		{"rollback", "web"},
 	}
 	for _, args := range tests {
