@@ -157,7 +157,7 @@ func TestCheckListsLowPortOfStoppedContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if start <= 1 {
-		t.Skipf("ip_unprivileged_port_start is %d: no port is privileged", start)
+		Skip(t, "ip_unprivileged_port_start is %d: no port is privileged", start)
 	}
 	port := start - 1
 	name := fmt.Sprintf("e2e-check-lowport-%d", os.Getpid())

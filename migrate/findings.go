@@ -81,6 +81,7 @@ const (
 	CodeExternalHardlink  = "external-hardlinks"
 	CodeMalformedXattr    = "malformed-xattrs"
 	CodeTargetNotRootless = "target-not-rootless"
+	CodePrerequisite      = "prerequisite-failed"
 	CodeBindOutsideSelect = "bind-shared-with-unselected"
 	CodeComposeOneOff     = "compose-one-off"
 	CodeComposeReplica    = "compose-replica-not-selected"

@@ -72,6 +72,10 @@ type Options struct {
 	// Audit walks a tree and reports its ownership; nil skips the walk (the
 	// plan then has no file counts).
 	Audit func(ctx context.Context, root string) (*chown.Report, error)
+	// Prerequisites are the results of 'unroot check'; a failed one is a
+	// blocker. Nil means the checklist was not run.
+	Prerequisites []Prerequisite
+
 	// Migrated reports whether the state file says a container was already
 	// migrated; nil means none was.
 	Migrated func(container string) bool
@@ -307,6 +311,7 @@ func Build(ctx context.Context, opts Options) (*Plan, error) {
 	} else {
 		p.Target = Daemon{Host: opts.TargetHost}
 	}
+	p.Prerequisites = opts.Prerequisites
 	b := &builder{opts: opts, p: p, full: full, inv: inv, tgt: tgt}
 	b.global()
 	b.loadCompose(ctx)
@@ -390,8 +395,13 @@ type builder struct {
 
 func (b *builder) selected(name string) bool { _, ok := b.byName[name]; return ok }
 
-// global adds findings about the daemons and the id map.
+// global adds findings about the host, the daemons and the id map.
 func (b *builder) global() {
+	for _, c := range b.opts.Prerequisites {
+		if c.Status == "fail" {
+			b.p.addf(CodePrerequisite, Blocker, "", c.ID, c.Fix, "'unroot check' fails %s: %s", c.ID, c.Found)
+		}
+	}
 	for _, so := range b.full.Daemon.SecurityOptions {
 		if strings.Contains(so, "name=userns") {
 			b.p.addf(CodeUsernsRemap, Blocker, "", "", "run the rootful daemon without userns-remap, or migrate by hand",
@@ -1086,17 +1096,25 @@ func auditFile(src string, st *syscall.Stat_t, m chown.IDMap) *chown.Report {
 
 // checkSameFS refuses --volumes move across filesystems.
 func (b *builder) checkSameFS(name, src string) {
-	dst := b.p.Target.DataRoot
-	if dst == "" {
-		dst = filepath.Join(b.opts.User.Home, ".local/share/docker")
+	root := b.p.Target.DataRoot
+	if root == "" {
+		root = filepath.Join(b.opts.User.Home, ".local/share/docker")
 	}
-	var a, c syscall.Stat_t
-	if syscall.Stat(src, &a) != nil || syscall.Stat(dst, &c) != nil {
+	dst := filepath.Join(root, "volumes")
+	if _, err := os.Stat(dst); err != nil {
+		dst = root
+	}
+	// The same test apply makes (SameMount): one device is not enough, a
+	// bind mount of it is another mount and rename(2) fails with EXDEV.
+	same, err := SameMount(filepath.Dir(src), dst)
+	if err != nil {
+		b.p.addf(CodeMoveCrossFS, Blocker, "", name, "use --volumes copy",
+			"volume %s cannot be checked for a move into %s: %v", name, dst, err)
 		return
 	}
-	if a.Dev != c.Dev {
+	if !same {
 		b.p.addf(CodeMoveCrossFS, Blocker, "", name, "use --volumes copy",
-			"volume %s lies on another filesystem than the target's data root %s: it cannot be moved", name, dst)
+			"volume %s lies on another filesystem or mount than the target's data root %s: it cannot be moved", name, dst)
 	}
 }
 

@@ -1004,3 +1004,25 @@ func TestBuildFixture(t *testing.T) {
 		t.Errorf("anonymous volume findings %+v", fs)
 	}
 }
+
+func TestBuildPrerequisites(t *testing.T) {
+	src, tgt := newFakeDaemon(false), newFakeDaemon(true)
+	src.addContainer("web")
+	o := testOptions(src, tgt)
+	o.Prerequisites = []Prerequisite{
+		{ID: "subuid", Status: "fail", Found: "/etc/subuid has 231072:1000 for alice (1000 ids)", Fix: "usermod --add-subuids 232072-297607 alice"},
+		{ID: "linger", Status: "warn", Found: "linger is off", Fix: "loginctl enable-linger alice"},
+		{ID: "userns", Status: "ok", Found: "allowed"},
+	}
+	p := mustBuild(t, o)
+	fs := findings(p, CodePrerequisite)
+	if len(fs) != 1 {
+		t.Fatalf("prerequisite findings = %+v, want one for the failed check", fs)
+	}
+	if f := fs[0]; f.Severity != Blocker || f.Subject != "subuid" || f.Hint != o.Prerequisites[0].Fix || !strings.Contains(f.Message, "1000 ids") {
+		t.Errorf("finding %+v", f)
+	}
+	if p.Summary.Applicable || len(p.Prerequisites) != 3 {
+		t.Errorf("applicable %v with %d prerequisites, want blocked with 3", p.Summary.Applicable, len(p.Prerequisites))
+	}
+}

@@ -82,7 +82,10 @@ func runChown(ctx context.Context, g *globalOptions, opts *chownOptions) error {
 	if opts.dryRun && opts.reverse {
 		return usageErr("run --reverse without --dry-run", "--dry-run and --reverse exclude each other")
 	}
-	u, err := g.requireUser()
+	if err := requireRoot("chown"); err != nil {
+		return err
+	}
+	u, err := g.requireTargetUser()
 	if err != nil {
 		return err
 	}

@@ -20,15 +20,16 @@ func TestChownUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no path", []string{"chown", "--user", "root"}, "requires at least 1 arg"},
+		{"no path", []string{"chown", "--user", "nobody"}, "requires at least 1 arg"},
 		{"no user", []string{"chown", dir}, "--user is required"},
-		{"root dir", []string{"chown", "--user", "root", "/"}, "refusing to shift /"},
-		{"etc", []string{"chown", "--user", "root", "--dry-run", "/etc/"}, "refusing to shift /etc/"},
-		{"lib64", []string{"chown", "--user", "root", "/lib64"}, "refusing"},
-		{"symlink to etc", []string{"chown", "--user", "root", link}, "refusing"},
-		{"home of the user", []string{"chown", "--user", "root", "/root"}, "refusing"},
-		{"dry-run and reverse", []string{"chown", "--user", "root", "--dry-run", "--reverse", dir}, "exclude each other"},
-		{"bad format", []string{"chown", "--user", "root", "--format", "yaml", dir}, "unknown --format"},
+		{"root dir", []string{"chown", "--user", "nobody", "/"}, "refusing to shift /"},
+		{"etc", []string{"chown", "--user", "nobody", "--dry-run", "/etc/"}, "refusing to shift /etc/"},
+		{"lib64", []string{"chown", "--user", "nobody", "/lib64"}, "refusing"},
+		{"symlink to etc", []string{"chown", "--user", "nobody", link}, "refusing"},
+		{"home of the user", []string{"chown", "--user", "nobody", "/nonexistent"}, "refusing"},
+		{"root as the target", []string{"chown", "--user", "root", dir}, "is root"},
+		{"dry-run and reverse", []string{"chown", "--user", "nobody", "--dry-run", "--reverse", dir}, "exclude each other"},
+		{"bad format", []string{"chown", "--user", "nobody", "--format", "yaml", dir}, "unknown --format"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

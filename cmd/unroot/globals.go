@@ -81,6 +81,30 @@ func (g *globalOptions) requireUser() (targetUser, error) {
 	return lookupUser(g.user)
 }
 
+// requireTargetUser resolves --user for verbs that move or shift things: the
+// target must be an unprivileged user, never root.
+func (g *globalOptions) requireTargetUser() (targetUser, error) {
+	u, err := g.requireUser()
+	if err != nil {
+		return u, err
+	}
+	if u.UID == 0 {
+		return u, usageErr("create a dedicated user (e.g. 'useradd -m dockeruser') with a subordinate id range, and check it with 'unroot check --user dockeruser'",
+			"--user %s is root: the target must be an unprivileged user", g.user)
+	}
+	return u, nil
+}
+
+// requireRoot fails unless unroot runs as root: verbs that read the rootful
+// daemon's volumes or change file ownership need it.
+func requireRoot(verb string) error {
+	if os.Geteuid() != 0 {
+		return failErr(fmt.Errorf("unroot %s must run as root: it reads the rootful daemon's volumes and changes file ownership", verb),
+			"run it as root, e.g. 'sudo unroot "+verb+" ...'")
+	}
+	return nil
+}
+
 // lookupUser resolves a user NAME or numeric UID from the host's passwd database.
 func lookupUser(spec string) (targetUser, error) {
 	var (

@@ -99,7 +99,10 @@ func runMigrate(ctx context.Context, g *globalOptions, opts *migrateOptions) err
 	if n == 0 || (opts.all && opts.project != "") || ((opts.all || opts.project != "") && len(opts.containers) > 0) {
 		return usageErr("e.g. 'unroot migrate --user alice --all --dry-run'", "select exactly one of --all, --project P or container names")
 	}
-	u, err := g.requireUser()
+	if err := requireRoot("migrate"); err != nil {
+		return err
+	}
+	u, err := g.requireTargetUser()
 	if err != nil {
 		return err
 	}
@@ -175,6 +178,19 @@ func buildPlan(ctx context.Context, g *globalOptions, u targetUser, opts *migrat
 		env.close()
 		return nil, nil, err
 	}
+	// The checklist goes into the plan: a failed check is a blocker there.
+	rep := preflight.Run(ctx, preflight.Options{
+		User:       preflight.User{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home},
+		SourceHost: srcHost, TargetHost: tgtHost,
+		DialSource: func(ctx context.Context) (preflight.SourceClient, error) {
+			return inventory.Dial(ctx, "source", srcHost)
+		},
+		DialTarget: func(ctx context.Context) (preflight.InfoClient, error) { return inventory.Dial(ctx, "target", tgtHost) },
+	})
+	var prereqs []migrate.Prerequisite
+	for _, c := range rep.Checks {
+		prereqs = append(prereqs, migrate.Prerequisite{ID: c.ID, Status: string(c.Status), Found: c.Found, Fix: c.Fix})
+	}
 	auditOpts := chown.Options{Map: env.idmap.Map, MapUnmappableToOverflow: opts.mapUnmappable, AllowDevices: opts.skipDevices}
 	plan, err := migrate.Build(ctx, migrate.Options{
 		Source: env.sourceAPI, Target: env.targetAPI,
@@ -189,24 +205,14 @@ func buildPlan(ctx context.Context, g *globalOptions, u targetUser, opts *migrat
 		Audit: func(ctx context.Context, root string) (*chown.Report, error) {
 			return chown.Audit(ctx, root, auditOpts)
 		},
-		Migrated:    st.migrated,
-		Owned:       st.owned,
-		ComposeHash: composeHasher(srcHost),
+		Migrated:      st.migrated,
+		Owned:         st.owned,
+		ComposeHash:   composeHasher(srcHost),
+		Prerequisites: prereqs,
 	})
 	if err != nil {
 		env.close()
 		return nil, nil, err
-	}
-	rep := preflight.Run(ctx, preflight.Options{
-		User:       preflight.User{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home},
-		SourceHost: srcHost, TargetHost: tgtHost,
-		DialSource: func(ctx context.Context) (preflight.SourceClient, error) {
-			return inventory.Dial(ctx, "source", srcHost)
-		},
-		DialTarget: func(ctx context.Context) (preflight.InfoClient, error) { return inventory.Dial(ctx, "target", tgtHost) },
-	})
-	for _, c := range rep.Checks {
-		plan.Prerequisites = append(plan.Prerequisites, migrate.Prerequisite{ID: c.ID, Status: string(c.Status), Found: c.Found, Fix: c.Fix})
 	}
 	return plan, env, nil
 }

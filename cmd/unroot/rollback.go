@@ -53,7 +53,10 @@ func runRollback(ctx context.Context, g *globalOptions, opts *rollbackOptions) e
 	if opts.all == (len(opts.containers) > 0) {
 		return usageErr("e.g. 'unroot rollback --user alice web' or 'unroot rollback --user alice --all'", "name containers or pass --all (not both)")
 	}
-	u, err := g.requireUser()
+	if err := requireRoot("rollback"); err != nil {
+		return err
+	}
+	u, err := g.requireTargetUser()
 	if err != nil {
 		return err
 	}
