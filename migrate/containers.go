@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"slices"
@@ -316,7 +317,7 @@ func parseTmpfsOptions(s string) *mount.TmpfsOptions {
 				o.SizeBytes = n
 			}
 		case "mode":
-			if n, err := strconv.ParseUint(v, 8, 32); err == nil {
+			if n, err := strconv.ParseUint(v, 8, 32); err == nil && n <= 0o7777 {
 				o.Mode = os.FileMode(n)
 			}
 		}
@@ -410,7 +411,7 @@ func parseSize(s string) (int64, bool) {
 		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
 		return 0, false
 	}
 	return n * mult, true

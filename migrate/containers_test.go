@@ -280,3 +280,22 @@ func TestParseSize(t *testing.T) {
 func tmpfsEqual(a, b *mount.TmpfsOptions) bool {
 	return a.SizeBytes == b.SizeBytes && a.Mode == b.Mode
 }
+
+func TestParseTmpfsOptionsBounds(t *testing.T) {
+	tests := []struct {
+		in       string
+		wantNil  bool
+		wantSize int64
+	}{
+		{"size=64m,mode=1777", false, 64 << 20},
+		{"mode=77777", true, 0},
+		{"size=9223372036854775807g", true, 0},
+		{"noexec", true, 0},
+	}
+	for _, tt := range tests {
+		o := parseTmpfsOptions(tt.in)
+		if (o == nil) != tt.wantNil || (o != nil && o.SizeBytes != tt.wantSize) {
+			t.Errorf("parseTmpfsOptions(%q) = %+v", tt.in, o)
+		}
+	}
+}
