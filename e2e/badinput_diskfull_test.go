@@ -58,7 +58,7 @@ func TestBadInputTargetDiskFull(t *testing.T) {
 	}
 
 	srcVol := filepath.Dir(e.volumeDir(vol))
-	before := e.snap([]string{ctr}, srcVol)
+	before := e.snap(t, []string{ctr}, srcVol)
 	res := e.migrate("--settle", "1s", ctr)
 	wantRefusal(t, "disk full", res, 1, "no space left on device", "run the same command again")
 	if !strings.Contains(res.Stderr, "rolled back, the source runs again") {
@@ -71,7 +71,7 @@ func TestBadInputTargetDiskFull(t *testing.T) {
 		t.Errorf("the target volume unroot created is gone, a re-run cannot resume: %v", err)
 	}
 	// The source is as it was; the target holds only the partial volume.
-	after := e.snap([]string{ctr}, srcVol)
+	after := e.snap(t, []string{ctr}, srcVol)
 	for c, v := range before.source {
 		if after.source[c] != v {
 			t.Errorf("source container %s changed: %q → %q", c, v, after.source[c])
@@ -87,5 +87,5 @@ func TestBadInputTargetDiskFull(t *testing.T) {
 	if code != 0 || !strings.Contains(out, ctr+": rolled back") {
 		t.Fatalf("rollback --purge: exit %d\n%s%s", code, out, errOut)
 	}
-	e.unchanged("disk full, then rollback --purge", before)
+	e.unchanged(t, "disk full, then rollback --purge", before)
 }

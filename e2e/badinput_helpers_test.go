@@ -36,11 +36,11 @@ type badSnapshot struct {
 // symlinks). The user's directory in the state directory and its "lock"
 // file are left out: every run that takes the lock creates them and writes
 // its pid there; the state file and the journals are what matter.
-func (e *migEnv) snap(containers []string, paths ...string) badSnapshot {
-	e.t.Helper()
+func (e *migEnv) snap(t *testing.T, containers []string, paths ...string) badSnapshot {
+	t.Helper()
 	s := badSnapshot{source: map[string]string{}, lists: map[string][]string{}, files: map[string]string{}}
 	for _, c := range containers {
-		s.source[c] = e.inspect(false, c, "{{.Id}} {{.State.Status}} {{.State.StartedAt}} {{.State.FinishedAt}} {{.RestartCount}} {{.HostConfig.RestartPolicy.Name}}")
+		s.source[c] = dockerRetry(t, e.Rig, false, "inspect", "-f", "{{.Id}} {{.State.Status}} {{.State.StartedAt}} {{.State.FinishedAt}} {{.RestartCount}} {{.HostConfig.RestartPolicy.Name}}", c)
 	}
 	lists := []struct {
 		key    string
@@ -57,7 +57,7 @@ func (e *migEnv) snap(containers []string, paths ...string) badSnapshot {
 		{"source images", false, []string{"image", "ls", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"}},
 	}
 	for _, l := range lists {
-		out := e.Docker(e.t, l.target, l.args...)
+		out := dockerRetry(t, e.Rig, l.target, l.args...)
 		var names []string
 		for _, line := range strings.Split(out, "\n") {
 			if line = strings.TrimSpace(line); line != "" {
@@ -98,7 +98,7 @@ func (e *migEnv) snap(containers []string, paths ...string) badSnapshot {
 			return nil
 		})
 		if err != nil {
-			e.t.Fatalf("snapshot %s: %v", p, err)
+			t.Fatalf("snapshot %s: %v", p, err)
 		}
 	}
 	return s
@@ -112,34 +112,50 @@ const shallowPrefix = "shallow:"
 // unchanged fails the test when anything of before changed. Objects of the
 // daemons whose names do not start with [badPrefix] belong to other tests
 // that may run at the same time; a change there is only logged.
-func (e *migEnv) unchanged(what string, before badSnapshot) {
-	e.t.Helper()
-	after := e.snap(mapKeys(before.source), mapKeys(before.roots())...)
+func (e *migEnv) unchanged(t *testing.T, what string, before badSnapshot) {
+	t.Helper()
+	after := e.snap(t, mapKeys(before.source), mapKeys(before.roots())...)
 	for c, v := range before.source {
 		if after.source[c] != v {
-			e.t.Errorf("%s: source container %s changed: %q → %q", what, c, v, after.source[c])
+			t.Errorf("%s: source container %s changed: %q → %q", what, c, v, after.source[c])
 		}
 	}
 	for key, was := range before.lists {
 		now := after.lists[key]
 		for _, x := range symmetricDiff(was, now) {
 			if strings.HasPrefix(x, badPrefix) || strings.HasPrefix(x, "unroot/commit:"+badPrefix) {
-				e.t.Errorf("%s: %s changed: %q appeared or vanished", what, key, x)
+				t.Errorf("%s: %s changed: %q appeared or vanished", what, key, x)
 			} else {
-				e.t.Logf("%s: %s: %q changed (not this test's object)", what, key, x)
+				t.Logf("%s: %s: %q changed (not this test's object)", what, key, x)
 			}
 		}
 	}
 	for p, v := range before.files {
 		if after.files[p] != v {
-			e.t.Errorf("%s: %s changed: %s → %s", what, p, v, after.files[p])
+			t.Errorf("%s: %s changed: %s → %s", what, p, v, after.files[p])
 		}
 	}
 	for p, v := range after.files {
 		if _, ok := before.files[p]; !ok {
-			e.t.Errorf("%s: %s appeared (%s)", what, p, v)
+			t.Errorf("%s: %s appeared (%s)", what, p, v)
 		}
 	}
+}
+
+// dockerRetry is [Rig.Docker] tried up to three times: listing objects
+// can fail while another test removes one at the same moment.
+func dockerRetry(t *testing.T, r *Rig, target bool, args ...string) string {
+	t.Helper()
+	var err error
+	for i := 0; i < 3; i++ {
+		var out string
+		if out, err = r.DockerErr(target, args...); err == nil {
+			return out
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("docker %s: %v", strings.Join(args, " "), err)
+	return ""
 }
 
 // roots are the paths a snapshot walked: those not below another one.

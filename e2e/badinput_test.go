@@ -85,13 +85,13 @@ func TestBadInputUsage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := e.snap([]string{ctr}, e.stateDir, shallowPrefix+e.Home, shallowPrefix+"/etc")
+			before := e.snap(t, []string{ctr}, e.stateDir, shallowPrefix+e.Home, shallowPrefix+"/etc")
 			res := e.UnrootEnv(t, nil, tt.args...)
 			wantRefusal(t, tt.name, res, tt.code, tt.msg, tt.hint)
 			if res.Stdout != "" {
 				t.Errorf("stdout is not empty: %q", res.Stdout)
 			}
-			e.unchanged(tt.name, before)
+			e.unchanged(t, tt.name, before)
 		})
 	}
 }
@@ -132,24 +132,24 @@ func TestBadInputFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := e.snap([]string{ctr}, e.stateDir, tree)
+			before := e.snap(t, []string{ctr}, e.stateDir, tree)
 			var env []string
 			if tt.name == "unknown docker context" {
 				env = []string{"DOCKER_HOST=", "DOCKER_CONTEXT=" + badPrefix + "noctx"}
 			}
 			res := e.UnrootEnv(t, env, tt.args...)
 			wantRefusal(t, tt.name, res, tt.code, tt.msg, tt.hint)
-			e.unchanged(tt.name, before)
+			e.unchanged(t, tt.name, before)
 		})
 	}
 
 	// status without any state is not an error: it says so.
-	before := e.snap([]string{ctr}, e.stateDir)
+	before := e.snap(t, []string{ctr}, e.stateDir)
 	out, errOut, code := e.Unroot(t, e.args("status")...)
 	if code != 0 || !strings.Contains(out, "no migration recorded for "+e.User) || errOut != "" {
 		t.Errorf("status with no state: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	e.unchanged("status with no state", before)
+	e.unchanged(t, "status with no state", before)
 }
 
 // TestBadInputStateDir: a damaged state file, a state directory that is a
@@ -177,10 +177,10 @@ func TestBadInputStateDir(t *testing.T) {
 		}
 		defer os.Remove(stateFile)
 		for _, v := range verbs {
-			before := e.snap([]string{ctr}, e.stateDir)
+			before := e.snap(t, []string{ctr}, e.stateDir)
 			res := e.UnrootEnv(t, nil, e.args(v[0], v[1:]...)...)
 			wantRefusal(t, strings.Join(v, " "), res, 1, "read state "+stateFile, "move the damaged")
-			e.unchanged(strings.Join(v, " "), before)
+			e.unchanged(t, strings.Join(v, " "), before)
 		}
 	})
 
@@ -193,10 +193,10 @@ func TestBadInputStateDir(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer os.Remove(stateFile)
-		before := e.snap([]string{ctr}, e.stateDir)
+		before := e.snap(t, []string{ctr}, e.stateDir)
 		res := e.UnrootEnv(t, nil, e.args("status")...)
 		wantRefusal(t, "status", res, 1, "has version 99", "")
-		e.unchanged("future version", before)
+		e.unchanged(t, "future version", before)
 	})
 
 	t.Run("state dir is a file", func(t *testing.T) {
@@ -206,12 +206,12 @@ func TestBadInputStateDir(t *testing.T) {
 		}
 		defer os.Remove(file)
 		for _, v := range verbs {
-			before := e.snap([]string{ctr}, e.stateDir)
+			before := e.snap(t, []string{ctr}, e.stateDir)
 			args := append([]string{}, e.Hosts()...)
 			args = append(append(args, "--state-dir", file), v...)
 			res := e.UnrootEnv(t, nil, args...)
 			wantRefusal(t, strings.Join(v, " "), res, 1, "not a directory", "--state-dir")
-			e.unchanged(strings.Join(v, " "), before)
+			e.unchanged(t, strings.Join(v, " "), before)
 		}
 	})
 
@@ -232,10 +232,10 @@ func TestBadInputStateDir(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, v := range [][]string{{"migrate", "--yes", ctr}, {"rollback", ctr}} {
-			before := e.snap([]string{ctr}, e.stateDir)
+			before := e.snap(t, []string{ctr}, e.stateDir)
 			res := e.UnrootEnv(t, nil, e.args(v[0], v[1:]...)...)
 			wantRefusal(t, strings.Join(v, " "), res, 1, "another unroot run (pid "+pid+") is working in "+userDir, "ps -p "+pid)
-			e.unchanged(strings.Join(v, " "), before)
+			e.unchanged(t, strings.Join(v, " "), before)
 		}
 		// A dry run takes no lock: it still works while another run holds it.
 		res := e.UnrootEnv(t, nil, e.args("migrate", "--dry-run", ctr)...)
@@ -266,10 +266,10 @@ func TestBadInputSubIDs(t *testing.T) {
 	}
 	// migrate and chown need a map: without a range there is none.
 	for _, v := range [][]string{{"migrate", "--dry-run", ctr}, {"chown", "--dry-run", e.stateDir}} {
-		before := e.snap([]string{ctr}, e.stateDir)
+		before := e.snap(t, []string{ctr}, e.stateDir)
 		res := e.UnrootEnv(t, nil, as(nosub, v...)...)
 		wantRefusal(t, "no subids: "+v[0], res, 1, "no id map for "+nosub, "usermod --add-subuids")
-		e.unchanged("no subids: "+v[0], before)
+		e.unchanged(t, "no subids: "+v[0], before)
 	}
 	// check names each problem with a fix and exits 1.
 	checks := []struct {
@@ -280,12 +280,12 @@ func TestBadInputSubIDs(t *testing.T) {
 		{overlap, "overlaps " + small + "'s", "usermod --del-subuids"},
 	}
 	for _, c := range checks {
-		before := e.snap([]string{ctr}, e.stateDir)
+		before := e.snap(t, []string{ctr}, e.stateDir)
 		res := e.UnrootEnv(t, nil, as(c.user, "check")...)
 		if res.Code != 1 || !strings.Contains(res.Stdout, c.line) || !strings.Contains(res.Stdout, "fix: "+c.fix) {
 			t.Errorf("check --user %s: exit %d, want 1 with %q and a fix %q:\n%s%s", c.user, res.Code, c.line, c.fix, res.Stdout, res.Stderr)
 		}
-		e.unchanged("check "+c.user, before)
+		e.unchanged(t, "check "+c.user, before)
 	}
 }
 
@@ -367,7 +367,7 @@ func TestBadInputNotRoot(t *testing.T) {
 	e := newMigEnv(t, []string{ctr}, nil, nil)
 	e.quickContainer(ctr)
 	bin := unprivilegedCopy(t, e.Bin)
-	before := e.snap([]string{ctr}, e.stateDir)
+	before := e.snap(t, []string{ctr}, e.stateDir)
 	args := append([]string{"-u", e.User, "--", bin}, e.args("migrate", "--dry-run", ctr)...)
 	res := runAs(t, args...)
 	wantRefusal(t, "migrate as "+e.User, res, 1, "unroot migrate must run as root", "sudo unroot migrate")
@@ -378,7 +378,7 @@ func TestBadInputNotRoot(t *testing.T) {
 	dir := t.TempDir()
 	res = runAs(t, append([]string{"-u", e.User, "--", bin}, e.args("chown", dir)...)...)
 	wantRefusal(t, "chown as "+e.User, res, 1, "unroot chown must run as root", "sudo unroot chown")
-	e.unchanged("not root", before)
+	e.unchanged(t, "not root", before)
 }
 
 // unprivilegedCopy copies the binary where any user can run it.
@@ -483,7 +483,7 @@ func TestBadInputBlockers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			paths := append([]string{e.stateDir}, tt.paths...)
-			before := e.snap(tt.containers, paths...)
+			before := e.snap(t, tt.containers, paths...)
 			dry := e.UnrootEnv(t, nil, e.args("migrate", append([]string{"--dry-run", "--format", "json"}, tt.args...)...)...)
 			if dry.Code != 1 {
 				t.Errorf("dry run: exit %d, want 1: %s", dry.Code, dry.Stderr)
@@ -496,22 +496,22 @@ func TestBadInputBlockers(t *testing.T) {
 			if !strings.Contains(res.Stderr, "["+tt.code+"]") || !strings.Contains(res.Stderr, tt.msg) {
 				t.Errorf("stderr lacks [%s] and %q:\n%s", tt.code, tt.msg, res.Stderr)
 			}
-			e.unchanged(tt.name, before)
+			e.unchanged(t, tt.name, before)
 		})
 	}
 
 	// --volumes move needs the source volume and the target data root on
 	// one mount; the rig's /var/lib/docker is a bind mount of its own, so
 	// the rename would fail with EXDEV. The run refuses before any change.
+	vdir := filepath.Dir(e.volumeDir(moveVol))
 	t.Run("volumes move across mounts", func(t *testing.T) {
-		vdir := filepath.Dir(e.volumeDir(moveVol))
 		if sameMount(t, vdir, filepath.Join(e.Home, ".local/share/docker")) {
 			Skip(t, "on this host the volume and the rootless data root share a mount: move would work")
 		}
-		before := e.snap([]string{move}, e.stateDir, vdir)
+		before := e.snap(t, []string{move}, e.stateDir, vdir)
 		res := e.UnrootEnv(t, nil, e.args("migrate", "--yes", "--volumes", "move", move)...)
 		wantRefusal(t, "move", res, 1, "cannot be moved", "--volumes copy")
-		e.unchanged("volumes move", before)
+		e.unchanged(t, "volumes move", before)
 	})
 }
 
@@ -582,7 +582,7 @@ func TestBadInputWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := e.snap([]string{tt.ctr}, e.stateDir, "/var/run/docker.sock")
+			before := e.snap(t, []string{tt.ctr}, e.stateDir, "/var/run/docker.sock")
 			res := e.UnrootEnv(t, nil, e.args("migrate", "--dry-run", "--format", "json", tt.ctr)...)
 			if res.Code != 0 {
 				t.Errorf("exit %d, want 0: %s", res.Code, res.Stderr)
@@ -591,7 +591,7 @@ func TestBadInputWarnings(t *testing.T) {
 			if f == nil || f.Severity != tt.severity || !strings.Contains(f.Message, tt.msg) || f.Hint == "" {
 				t.Errorf("finding %s = %+v, want %s with %q and a hint", tt.code, f, tt.severity, tt.msg)
 			}
-			e.unchanged(tt.name, before)
+			e.unchanged(t, tt.name, before)
 		})
 	}
 }
@@ -609,14 +609,14 @@ func TestBadInputAlreadyMigrated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := e.snap([]string{ctr}, e.stateDir)
+	before := e.snap(t, []string{ctr}, e.stateDir)
 	for _, args := range [][]string{{"--yes", ctr}, {"--dry-run", ctr}} {
 		res := e.UnrootEnv(t, nil, e.args("migrate", args...)...)
 		if res.Code != 0 || !strings.Contains(res.Stdout+res.Stderr, "already") {
 			t.Errorf("migrate %v again: exit %d, want 0 saying it is already migrated:\n%s%s", args, res.Code, res.Stdout, res.Stderr)
 		}
 	}
-	e.unchanged("already migrated", before)
+	e.unchanged(t, "already migrated", before)
 	if got := e.inspect(true, ctr, "{{.Id}} {{.State.Status}} {{.State.StartedAt}} {{.RestartCount}}"); got != target {
 		t.Errorf("target container changed: %q → %q", target, got)
 	}
