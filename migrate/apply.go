@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -300,7 +301,20 @@ func (a *applier) units() [][]*Service {
 	}
 	owner := map[string]int{}
 	for i, s := range todo {
-		keys := make([]string, 0, len(s.Volumes)+len(s.Binds))
+		// A container and those sharing its namespaces stop and start
+		// together: the sharers lose their network when it stops.
+		keys := []string{"c:" + s.Container}
+		if a.inv != nil {
+			if c, err := a.inv.Container(s.Container); err == nil {
+				for _, mode := range []string{c.NetworkMode, c.PidMode, c.IpcMode} {
+					if ref, ok := strings.CutPrefix(mode, "container:"); ok {
+						if other, err := a.inv.Container(ref); err == nil {
+							keys = append(keys, "c:"+other.Name)
+						}
+					}
+				}
+			}
+		}
 		for _, v := range s.Volumes {
 			keys = append(keys, "v:"+v)
 		}

@@ -671,3 +671,21 @@ func TestApplyRefusesUnsafeTargetPath(t *testing.T) {
 		})
 	}
 }
+
+func TestApplyUnitsShareNamespaces(t *testing.T) {
+	inv := &inventory.Inventory{Containers: []inventory.Container{
+		{ID: "aaaa", Name: "db"}, {ID: "bbbb", Name: "sidecar", NetworkMode: "container:aaaa"}, {ID: "cccc", Name: "other"},
+	}}
+	a := &applier{inv: inv, plan: &Plan{Services: []*Service{{Container: "db"}, {Container: "other"}, {Container: "sidecar"}}}}
+	var got [][]string
+	for _, u := range a.units() {
+		var names []string
+		for _, s := range u {
+			names = append(names, s.Container)
+		}
+		got = append(got, names)
+	}
+	if fmt.Sprint(got) != "[[db sidecar] [other]]" {
+		t.Errorf("units = %v", got)
+	}
+}

@@ -35,6 +35,11 @@ type ConvertOptions struct {
 	// (/run/user/UID/docker.sock); a bind of the rootful socket is rewritten
 	// to it. Empty leaves such binds alone.
 	DockerSocket string
+	// ContainerName maps a reference to another source container (an ID in
+	// "container:ID" network, pid and ipc modes, a name in links and
+	// volumes-from) to that container's name, which its migrated twin
+	// carries in the target. Nil keeps references as they are.
+	ContainerName func(ref string) string
 	// Limits carries cgroup limits (memory, cpu, pids, blkio) over. A
 	// rootless daemon only enforces them with cgroup v2 delegation; without
 	// it they are dropped with a warning.
@@ -128,6 +133,7 @@ func ConvertContainer(c *inventory.Container, o ConvertOptions) (*CreateSpec, er
 		Runtime:         c.Runtime,
 		Init:            c.Init,
 	}
+	rewriteContainerRefs(hc, o.ContainerName)
 	if hc.LogConfig.Type == "" {
 		hc.LogConfig.Config = nil
 	}
@@ -190,6 +196,13 @@ func ConvertContainer(c *inventory.Container, o ConvertOptions) (*CreateSpec, er
 		return nil, fmt.Errorf("convert container %s: %w", c.Name, err)
 	}
 	cfg.ExposedPorts, hc.PortBindings = exposed, ports
+	if hc.NetworkMode.IsContainer() {
+		// The namespace's owner decides these; the daemon refuses them
+		// ("conflicting options"), and inspect shows the owner's values.
+		cfg.Hostname, cfg.Domainname, cfg.ExposedPorts = "", "", nil
+		hc.DNS, hc.DNSSearch, hc.DNSOptions, hc.ExtraHosts, hc.Links = nil, nil, nil, nil, nil
+		hc.PortBindings, hc.PublishAllPorts = nil, false
+	}
 
 	mounts, binds, mw := convertMounts(c, o.DockerSocket)
 	hc.Mounts, hc.Binds = mounts, binds
@@ -199,6 +212,42 @@ func ConvertContainer(c *inventory.Container, o ConvertOptions) (*CreateSpec, er
 	spec.Create = client.ContainerCreateOptions{Name: c.Name, Config: cfg, HostConfig: hc, NetworkingConfig: nc}
 	spec.Connect = connect
 	return spec, nil
+}
+
+// rewriteContainerRefs points references to other source containers at
+// their names: the target twin has another ID. Links come from inspect as
+// "/db:/web/alias" and are written back as "db:alias".
+func rewriteContainerRefs(hc *container.HostConfig, name func(string) string) {
+	if name == nil {
+		name = func(s string) string { return s }
+	}
+	if ref, ok := strings.CutPrefix(string(hc.NetworkMode), "container:"); ok {
+		hc.NetworkMode = container.NetworkMode("container:" + name(ref))
+	}
+	if ref, ok := strings.CutPrefix(string(hc.PidMode), "container:"); ok {
+		hc.PidMode = container.PidMode("container:" + name(ref))
+	}
+	if ref, ok := strings.CutPrefix(string(hc.IpcMode), "container:"); ok {
+		hc.IpcMode = container.IpcMode("container:" + name(ref))
+	}
+	for i, l := range hc.Links {
+		target, alias, ok := strings.Cut(l, ":")
+		target = strings.TrimPrefix(target, "/")
+		if !ok {
+			alias = target
+		}
+		if j := strings.LastIndex(alias, "/"); j >= 0 {
+			alias = alias[j+1:]
+		}
+		hc.Links[i] = name(target) + ":" + alias
+	}
+	for i, v := range hc.VolumesFrom {
+		ref, mode, ok := strings.Cut(v, ":")
+		hc.VolumesFrom[i] = name(ref)
+		if ok {
+			hc.VolumesFrom[i] += ":" + mode
+		}
+	}
 }
 
 // convertPorts builds the exposed set and the host bindings, rewriting host

@@ -299,3 +299,50 @@ func TestParseTmpfsOptionsBounds(t *testing.T) {
 		}
 	}
 }
+
+func TestConvertContainerRefs(t *testing.T) {
+	names := map[string]string{"50ff04eb86e0": "db", "db": "db"}
+	c := fixtureWeb()
+	c.NetworkMode, c.Networks = "container:50ff04eb86e0", nil
+	c.PidMode, c.IpcMode = "container:50ff04eb86e0", "shareable"
+	c.Hostname = "dbhost"
+	c.Links = []string{"/db:/shop-web-1/dbalias", "/db:/shop-web-1/db"}
+	c.VolumesFrom = []string{"db:ro", "db"}
+	spec, err := ConvertContainer(c, ConvertOptions{Image: "x", ContainerName: func(r string) string {
+		if n, ok := names[r]; ok {
+			return n
+		}
+		return r
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := spec.Create.HostConfig
+	if hc.NetworkMode != "container:db" || hc.PidMode != "container:db" || hc.IpcMode != "shareable" {
+		t.Errorf("modes = %s %s %s", hc.NetworkMode, hc.PidMode, hc.IpcMode)
+	}
+	if !slices.Equal(hc.VolumesFrom, []string{"db:ro", "db"}) {
+		t.Errorf("volumes-from = %q", hc.VolumesFrom)
+	}
+	if spec.Create.NetworkingConfig != nil {
+		t.Errorf("networking config for a container network: %+v", spec.Create.NetworkingConfig)
+	}
+	// The namespace owner's settings are refused by the daemon here.
+	if spec.Create.Config.Hostname != "" || hc.DNS != nil || hc.ExtraHosts != nil || hc.PortBindings != nil || spec.Create.Config.ExposedPorts != nil || hc.Links != nil {
+		t.Errorf("settings that conflict with a container network kept: hostname %q dns %v hosts %v ports %v links %v",
+			spec.Create.Config.Hostname, hc.DNS, hc.ExtraHosts, hc.PortBindings, hc.Links)
+	}
+}
+
+func TestConvertContainerLinks(t *testing.T) {
+	c := fixtureWeb()
+	c.NetworkMode = "default"
+	c.Links = []string{"/db:/shop-web-1/dbalias", "/cache:/shop-web-1/cache"}
+	spec, err := ConvertContainer(c, ConvertOptions{Image: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Create.HostConfig.Links; !slices.Equal(got, []string{"db:dbalias", "cache:cache"}) {
+		t.Errorf("links = %q", got)
+	}
+}

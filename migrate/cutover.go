@@ -356,6 +356,12 @@ func (a *applier) createTarget(ctx context.Context, s *Service, ss *ServiceState
 	}
 	spec, err := ConvertContainer(c, ConvertOptions{
 		Image: image, HostPorts: hostPortMap(ss.Ports), DockerSocket: a.o.TargetSocket, Limits: a.o.Limits,
+		ContainerName: func(ref string) string {
+			if other, err := a.inv.Container(ref); err == nil {
+				return other.Name
+			}
+			return ref
+		},
 	})
 	if err != nil {
 		return err
