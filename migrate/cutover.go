@@ -508,7 +508,7 @@ func (a *applier) probePorts(ctx context.Context, s *Service, ss *ServiceState, 
 		}
 		port := p.NewHostPort
 		if _, err := strconv.Atoi(port); err != nil {
-			port = boundPort(c, p)
+			port = boundPort(c, p, ss.Ports)
 		}
 		if port == "" {
 			continue
@@ -561,8 +561,10 @@ func probeTCP(ctx context.Context, addr string) error {
 	}
 }
 
-// boundPort is the host port the daemon picked for p ("" when unknown).
-func boundPort(c container.InspectResponse, p PortPlan) string {
+// boundPort is the host port the daemon picked for p ("" when unknown): a
+// binding of p's container port that no explicitly numbered port of the
+// service claims.
+func boundPort(c container.InspectResponse, p PortPlan, all []PortPlan) string {
 	if c.NetworkSettings == nil {
 		return ""
 	}
@@ -571,7 +573,10 @@ func boundPort(c container.InspectResponse, p PortPlan) string {
 		return ""
 	}
 	for _, b := range c.NetworkSettings.Ports[key] {
-		if b.HostPort != "" {
+		explicit := slices.ContainsFunc(all, func(o PortPlan) bool {
+			return o.ContainerPort == p.ContainerPort && o.Proto == p.Proto && o.NewHostPort == b.HostPort
+		})
+		if b.HostPort != "" && !explicit {
 			return b.HostPort
 		}
 	}

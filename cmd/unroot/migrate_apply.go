@@ -157,6 +157,9 @@ func portChanges(ps []migrate.PortPlan) string {
 	var parts []string
 	for _, p := range ps {
 		host := p.OldHostPort
+		if host == "" {
+			host = "(any)"
+		}
 		if p.HostIP != "" {
 			host = p.HostIP + ":" + host
 		}
