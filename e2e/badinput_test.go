@@ -488,7 +488,7 @@ func TestBadInputBlockers(t *testing.T) {
 			if dry.Code != 1 {
 				t.Errorf("dry run: exit %d, want 1: %s", dry.Code, dry.Stderr)
 			}
-			if f := findFinding(t, dry.Stdout, tt.code); f == nil || f.Severity != "blocker" || f.Hint == "" {
+			if f := findFinding(t, dry, tt.code); f == nil || f.Severity != "blocker" || f.Hint == "" {
 				t.Errorf("dry run: finding %s = %+v, want a blocker with a hint", tt.code, f)
 			}
 			res := e.UnrootEnv(t, nil, e.args("migrate", append([]string{"--yes"}, tt.args...)...)...)
@@ -535,9 +535,11 @@ type planFinding struct {
 	Code, Severity, Container, Subject, Message, Hint string
 }
 
-// findFinding returns the first finding with code in a JSON plan.
-func findFinding(t *testing.T, planJSON, code string) *planFinding {
+// findFinding returns the first finding with code in the JSON plan a dry
+// run printed.
+func findFinding(t *testing.T, res Result, code string) *planFinding {
 	t.Helper()
+	planJSON := res.Stdout
 	var p struct {
 		Findings []planFinding `json:"findings"`
 		Summary  struct {
@@ -545,7 +547,7 @@ func findFinding(t *testing.T, planJSON, code string) *planFinding {
 		} `json:"summary"`
 	}
 	if err := json.Unmarshal([]byte(planJSON), &p); err != nil {
-		t.Fatalf("plan json: %v\n%s", err, planJSON)
+		t.Fatalf("plan json: %v\nstdout: %s\nstderr: %s", err, planJSON, res.Stderr)
 	}
 	for i := range p.Findings {
 		if p.Findings[i].Code == code {
@@ -587,7 +589,7 @@ func TestBadInputWarnings(t *testing.T) {
 			if res.Code != 0 {
 				t.Errorf("exit %d, want 0: %s", res.Code, res.Stderr)
 			}
-			f := findFinding(t, res.Stdout, tt.code)
+			f := findFinding(t, res, tt.code)
 			if f == nil || f.Severity != tt.severity || !strings.Contains(f.Message, tt.msg) || f.Hint == "" {
 				t.Errorf("finding %s = %+v, want %s with %q and a hint", tt.code, f, tt.severity, tt.msg)
 			}
