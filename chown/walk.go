@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"runtime"
 	"strconv"
@@ -354,6 +355,11 @@ func (w *walker) readXattrs(fd int, name string, e *entry) error {
 	var err error
 	if name == "" {
 		names, err = FListXattrs(fd)
+	} else if ns, ok, aerr := listXattrsAt(fd, name); ok {
+		names, err = ns, aerr
+		if err != nil {
+			err = &fs.PathError{Op: "listxattrat", Path: name, Err: err}
+		}
 	} else {
 		names, err = ListXattrs(procPath(fd, name))
 	}
@@ -368,6 +374,11 @@ func (w *walker) readXattrs(fd int, name string, e *entry) error {
 		var v []byte
 		if name == "" {
 			v, err = FGetXattr(fd, n)
+		} else if av, ok, aerr := getXattrAt(fd, name, n); ok {
+			v, err = av, aerr
+			if err != nil {
+				err = &fs.PathError{Op: "getxattrat " + n, Path: name, Err: err}
+			}
 		} else {
 			v, err = GetXattr(procPath(fd, name), n)
 		}

@@ -2,9 +2,11 @@ package chown
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -270,5 +272,96 @@ func TestListXattrsNoAllocation(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { names, err = FListXattrs(opath) }); n != 0 || err != nil || names != nil {
 		t.Errorf("FListXattrs(O_PATH) of a file without xattrs: %v allocations, %q, %v", n, names, err)
+	}
+}
+
+// withoutXattrAt makes the walker take the /proc path fallback of kernels
+// without the *xattrat syscalls for the rest of the test.
+func withoutXattrAt(t *testing.T) {
+	t.Helper()
+	was := noXattrAt.Load()
+	noXattrAt.Store(true)
+	t.Cleanup(func() { noXattrAt.Store(was) })
+}
+
+func TestListXattrsAtMatchesPathCalls(t *testing.T) {
+	p := xattrFile(t)
+	dir, name := filepath.Split(p)
+	acl := fixture(t, "acl-access-u33rwx-g70r.bin")
+	capV3 := fixture(t, "cap-v3-rootid1001-net-bind-service-ep.bin")
+	if err := SetXattr(p, XattrACLAccess, acl); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetXattr(p, XattrCapability, capV3); err != nil {
+		t.Fatal(err)
+	}
+	long := bytes.Repeat([]byte("v"), 3*valueBufSize) // past the first buffer
+	if err := SetXattr(p, "user.long", long); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(name, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	got, ok, err := listXattrsAt(dfd, name)
+	if !ok {
+		t.Skip("the kernel has no listxattrat (6.13+)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ListXattrs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) || len(got) != 3 {
+		t.Errorf("listXattrsAt = %q, ListXattrs = %q; want the same 3 names", got, want)
+	}
+	for x, v := range map[string][]byte{XattrACLAccess: acl, XattrCapability: capV3, "user.long": long} {
+		g, ok, err := getXattrAt(dfd, name, x)
+		if !ok || err != nil || !bytes.Equal(g, v) {
+			t.Errorf("getXattrAt %s = %x, %v, %v; want %x", x, g, ok, err, v)
+		}
+	}
+	if _, _, err := getXattrAt(dfd, name, "user.absent"); !errors.Is(err, ErrNoXattr) {
+		t.Errorf("getXattrAt of a missing xattr: %v, want ErrNoXattr", err)
+	}
+	// The symlink itself is listed, never its target.
+	if names, _, err := listXattrsAt(dfd, "link"); err != nil || len(names) != 0 {
+		t.Errorf("listXattrsAt of a symlink = %q, %v; want none (not followed)", names, err)
+	}
+	if _, _, err := getXattrAt(dfd, "link", XattrACLAccess); err == nil {
+		t.Error("getXattrAt through a symlink read its target's ACL")
+	}
+	if _, _, err := listXattrsAt(dfd, "missing"); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("listXattrsAt of a missing file: %v, want ENOENT", err)
+	}
+}
+
+// TestAuditSameWithoutXattrAt: the /proc path fallback finds what the
+// *xattrat calls find.
+func TestAuditSameWithoutXattrAt(t *testing.T) {
+	f := buildFixture(t)
+	opts := Options{Map: testMap(t)}
+	at, err := Audit(context.Background(), f.root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withoutXattrAt(t)
+	proc, err := Audit(context.Background(), f.root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(at, proc) {
+		t.Errorf("audit with *xattrat:\n%+v\nwith the /proc fallback:\n%+v", at, proc)
+	}
+	if proc.ACLs == 0 || proc.Caps == 0 {
+		t.Errorf("fallback audit found %d ACLs and %d caps, want some", proc.ACLs, proc.Caps)
 	}
 }
