@@ -218,6 +218,15 @@ func Apply(ctx context.Context, plan *Plan, o ApplyOptions) (*Result, error) {
 		}
 	}
 	for _, unit := range units {
+		if a.unitDone(unit) {
+			// Another run finished it between our plan and our lock.
+			for _, s := range unit {
+				r := result(s.Container)
+				r.Outcome, r.Downtime = OutcomeAlreadyMigrated, a.st.Service(s.Container).Downtime()
+				o.Progress.Logf("%s: already migrated, nothing to do", s.Container)
+			}
+			continue
+		}
 		err := a.cutover(ctx, unit)
 		for _, s := range unit {
 			r, ss := result(s.Container), a.st.Service(s.Container)
@@ -375,6 +384,16 @@ func (a *applier) expectedBytes() int64 {
 		}
 	}
 	return n
+}
+
+// unitDone reports whether the state records every service of unit as done.
+func (a *applier) unitDone(unit []*Service) bool {
+	for _, s := range unit {
+		if ss := a.st.Service(s.Container); ss == nil || ss.Phase != PhaseDone {
+			return false
+		}
+	}
+	return true
 }
 
 // progressFunc adapts chown's running totals to a task's increments.

@@ -689,3 +689,21 @@ func TestApplyUnitsShareNamespaces(t *testing.T) {
 		t.Errorf("units = %v", got)
 	}
 }
+
+func TestApplySkipsUnitDoneSincePlanned(t *testing.T) {
+	s := newAFSetup(t)
+	s.plan.Services = s.plan.Services[:1]
+	s.st.Services["db"] = &ServiceState{Container: "db", Phase: PhaseDone, DowntimeMS: 42}
+	res, err := Apply(context.Background(), s.plan, s.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Services[0]; r.Outcome != OutcomeAlreadyMigrated || r.Downtime != 42*time.Millisecond {
+		t.Errorf("result %+v", r)
+	}
+	for _, l := range s.log {
+		if strings.HasPrefix(l, "src stop") || strings.HasPrefix(l, "tgt create") || strings.HasPrefix(l, "copy") {
+			t.Errorf("a finished unit was cut over again: %s", l)
+		}
+	}
+}
