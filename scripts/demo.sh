@@ -18,6 +18,17 @@ STATE_DIR=/var/lib/unroot-demo
 BIN=bin/unroot
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# http_get PORT: GET / from 127.0.0.1:PORT with curl, or bash's /dev/tcp without it.
+http_get() {
+	if command -v curl >/dev/null; then
+		curl -fsS "http://127.0.0.1:$1/"
+		return
+	fi
+	exec 3<>"/dev/tcp/127.0.0.1/$1"
+	printf 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
+	sed '1,/^\r$/d' <&3
+	exec 3<&-
+}
 show() { printf '$ %s\n' "$*"; "$@"; }
 
 step "bring up the rig (rootful dockerd + rootless dockerd for an unprivileged user)"
@@ -57,7 +68,7 @@ show $SRC run -d --name demo-web --network demo-net --restart unless-stopped --i
 show $SRC run -d --name demo-db --network demo-net --network-alias db --user 999:999 --restart unless-stopped --init \
 	-v demo-db:/var/lib/db "$IMAGE" sh -c 'while :; do date +%s >> /var/lib/db/journal; sleep 1; done'
 sleep 1
-show curl -fsS http://127.0.0.1:80/
+show http_get 80
 show $SRC exec demo-db ls -ln /var/lib/db
 
 step "unroot check: is the user ready for rootless Docker?"
@@ -79,7 +90,7 @@ step "unroot migrate --yes: rolling cutover, one service at a time"
 show "${UNROOT[@]}" migrate --yes "${SELECT[@]}"
 
 step "the services answer on their new ports (80 → 8080)"
-show curl -fsS http://127.0.0.1:8080/
+show http_get 8080
 show $TGT exec demo-web sh -c 'nslookup db >/dev/null && echo "demo-web resolves db on demo-net"'
 
 step "ownership as the rootless containers see it (unchanged) and as the host sees it (shifted)"
