@@ -82,6 +82,7 @@ const (
 	CodeMalformedXattr    = "malformed-xattrs"
 	CodeTargetNotRootless = "target-not-rootless"
 	CodePrerequisite      = "prerequisite-failed"
+	CodeDomainname        = "domainname"
 	CodeBindOutsideSelect = "bind-shared-with-unselected"
 	CodeComposeOneOff     = "compose-one-off"
 	CodeComposeReplica    = "compose-replica-not-selected"

@@ -605,6 +605,10 @@ func (b *builder) containerFindings(c *inventory.Container, s *Service) {
 			"memory/cpu/pids limits will not be enforced: the rootless daemon runs with cgroup driver %q on cgroup v%s",
 			b.tgt.Daemon.CgroupDriver, b.tgt.Daemon.CgroupVersion)
 	}
+	if c.Domainname != "" {
+		p.addf(CodeDomainname, Warning, n, c.Domainname, "set the domain in the service's own configuration, or drop --domainname",
+			"--domainname %s is dropped: a rootless container cannot set its NIS domain name", c.Domainname)
+	}
 	if c.Resources.OomKillDisable {
 		p.addf(CodeOomKillDisable, Warning, n, "", "", "oom-kill-disable is ignored in rootless mode")
 	}
@@ -686,7 +690,9 @@ func writableChanges(c *inventory.Container) int {
 }
 
 func ephemeralPath(p string) bool {
-	for _, e := range []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev", "/proc", "/sys", "/run", "/tmp"} {
+	// /sbin/docker-init is the --init binary the daemon mounts into every
+	// such container; it is not the container's own change.
+	for _, e := range []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev", "/proc", "/sys", "/run", "/tmp", "/sbin/docker-init"} {
 		if p == e || strings.HasPrefix(p, e+"/") {
 			return true
 		}

@@ -254,6 +254,14 @@ func TestBuildFindings(t *testing.T) {
 			applicable: true,
 		},
 		{
+			name: "domainname",
+			setup: func(t *testing.T, src, tgt *fakeDaemon, o *Options) {
+				src.addContainer("app", func(c *container.InspectResponse) { c.Config.Domainname = "corp.example" })
+			},
+			want:       []wantFinding{{CodeDomainname, Warning, "app", "corp.example"}},
+			applicable: true,
+		},
+		{
 			name: "host network",
 			setup: func(t *testing.T, src, tgt *fakeDaemon, o *Options) {
 				src.addContainer("app", onNetwork("host"))
@@ -1024,5 +1032,15 @@ func TestBuildPrerequisites(t *testing.T) {
 	}
 	if p.Summary.Applicable || len(p.Prerequisites) != 3 {
 		t.Errorf("applicable %v with %d prerequisites, want blocked with 3", p.Summary.Applicable, len(p.Prerequisites))
+	}
+}
+
+func TestWritableChangesIgnoresDockerInit(t *testing.T) {
+	c := &inventory.Container{Changes: []inventory.Change{
+		{Kind: "added", Path: "/sbin"}, {Kind: "added", Path: "/sbin/docker-init"}, {Kind: "added", Path: "/srv/state"},
+	}}
+	// /sbin holds only docker-init, which does not count; /srv/state does.
+	if n := writableChanges(c); n != 1 {
+		t.Errorf("writableChanges = %d, want 1 (/srv/state)", n)
 	}
 }
