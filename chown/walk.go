@@ -30,7 +30,9 @@ type Options struct {
 	// fail with [ErrDeviceNode].
 	AllowDevices bool
 	// Workers bounds the directories walked in parallel; 0 means
-	// runtime.NumCPU().
+	// 4 × runtime.NumCPU(): more directories in flight than cores lets
+	// one worker's journal sync or disk read overlap the others' work and
+	// lets one journal sync cover several directories' records.
 	Workers int
 	// JournalDir is where Shift keeps the journal that makes it resumable and
 	// [Reverse] able to undo it. Required for Shift and Reverse; one directory
@@ -227,9 +229,13 @@ type walker struct {
 }
 
 const (
-	batchMax    = 256
-	direntBuf   = 32 << 10
-	maxExamples = 10
+	// workersPerCPU × runtime.NumCPU() is the default of Options.Workers:
+	// on ext4 a shift of a 20k-file tree took 0.27 s with 2 workers, 0.15 s
+	// with 8 (journal syncs overlap); on tmpfs 8 are as fast as 2 or faster.
+	workersPerCPU = 4
+	batchMax      = 256
+	direntBuf     = 32 << 10
+	maxExamples   = 10
 )
 
 var direntPool = sync.Pool{New: func() any { b := make([]byte, direntBuf); return &b }}
@@ -557,7 +563,7 @@ func (w *walker) blockedBy(e *entry) error {
 func (w *walker) run() error {
 	workers := w.opts.Workers
 	if workers <= 0 {
-		workers = runtime.NumCPU()
+		workers = workersPerCPU * runtime.NumCPU()
 	}
 	g, ctx := errgroup.WithContext(w.ctx)
 	g.SetLimit(workers)
