@@ -357,7 +357,7 @@ func (c *copier) file(w *walker, d *dirState, e *entry) error {
 		return err
 	}
 	defer unix.Close(wfd)
-	if err := copyData(rfd, wfd, e.size); err != nil {
+	if err := copyData(rfd, wfd, e.size, e.blocks); err != nil {
 		return err
 	}
 	return c.metaFd(w, wfd, e)
@@ -387,31 +387,50 @@ func openRegular(dirfd int, e *entry) (int, error) {
 	return fd, err
 }
 
-// copyData copies size bytes from rfd to wfd, only the data segments
-// SEEK_DATA/SEEK_HOLE find, so holes stay holes; copy_file_range where the
-// kernel can, read/write where it cannot.
-func copyData(rfd, wfd int, size int64) error {
-	var off int64
-	for off < size {
-		data, err := unix.Seek(rfd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			break // only a hole is left
-		}
-		hole := size
+// copyData copies size bytes from rfd to wfd (copy_file_range where the
+// kernel can, read/write where it cannot). A file whose allocated blocks
+// cover its size is copied as one range; otherwise only the data segments
+// SEEK_DATA/SEEK_HOLE find are copied, so holes stay holes. (A hole in a
+// file whose metadata blocks make up for it is copied as zeros: the same
+// content, less sparse.) dst is truncated to size only when the copy ended
+// short of it: a trailing hole, or a file that shrank since it was statted.
+func copyData(rfd, wfd int, size, blocks int64) error {
+	var end int64
+	if blocks*512 >= size {
+		n, err := copyRange(rfd, wfd, 0, size)
 		if err != nil {
-			data = off // no SEEK_DATA support: copy everything
-		} else if h, err := unix.Seek(rfd, data, unix.SEEK_HOLE); err == nil {
-			hole = min(h, size)
-		}
-		if err := copyRange(rfd, wfd, data, hole-data); err != nil {
 			return err
 		}
-		off = hole
+		end = n
+	} else {
+		var off int64
+		for off < size {
+			data, err := unix.Seek(rfd, off, unix.SEEK_DATA)
+			if errors.Is(err, unix.ENXIO) {
+				break // only a hole is left
+			}
+			hole := size
+			if err != nil {
+				data = off // no SEEK_DATA support: copy everything
+			} else if h, err := unix.Seek(rfd, data, unix.SEEK_HOLE); err == nil {
+				hole = min(h, size)
+			}
+			n, err := copyRange(rfd, wfd, data, hole-data)
+			if err != nil {
+				return err
+			}
+			end = max(end, n)
+			off = hole
+		}
 	}
-	return unix.Ftruncate(wfd, size)
+	if end < size {
+		return unix.Ftruncate(wfd, size)
+	}
+	return nil
 }
 
-func copyRange(rfd, wfd int, off, n int64) error {
+// copyRange copies n bytes at off and returns the offset it reached.
+func copyRange(rfd, wfd int, off, n int64) (int64, error) {
 	for n > 0 {
 		roff, woff := off, off
 		c, err := unix.CopyFileRange(rfd, &roff, wfd, &woff, int(min(n, 1<<30)), 0)
@@ -420,34 +439,34 @@ func copyRange(rfd, wfd int, off, n int64) error {
 				errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EIO) {
 				return copyRangeRW(rfd, wfd, off, n)
 			}
-			return err
+			return off, err
 		}
 		if c == 0 {
-			return nil // the file shrank
+			return off, nil // the file shrank
 		}
 		off += int64(c)
 		n -= int64(c)
 	}
-	return nil
+	return off, nil
 }
 
-func copyRangeRW(rfd, wfd int, off, n int64) error {
+func copyRangeRW(rfd, wfd int, off, n int64) (int64, error) {
 	buf := make([]byte, min(n, 1<<20))
 	for n > 0 {
 		r, err := unix.Pread(rfd, buf[:min(n, int64(len(buf)))], off)
 		if err != nil {
-			return err
+			return off, err
 		}
 		if r == 0 {
-			return nil
+			return off, nil
 		}
 		if _, err := unix.Pwrite(wfd, buf[:r], off); err != nil {
-			return err
+			return off, err
 		}
 		off += int64(r)
 		n -= int64(r)
 	}
-	return nil
+	return off, nil
 }
 
 // metaFd gives an open dst file its owner, xattrs, mode and times, in the

@@ -166,3 +166,78 @@ func TestCopyRefusesNesting(t *testing.T) {
 		t.Error("update of a directory that holds the source succeeded")
 	}
 }
+
+// TestCopyDataShapes: every file shape gets the same content and size in
+// dst, and holes stay holes, whichever path (one range, or SEEK_DATA
+// segments with a truncate for a trailing hole) copyData takes.
+func TestCopyDataShapes(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct {
+		name   string
+		size   int64
+		data   map[int64]string // offset → bytes written
+		sparse bool             // dst must allocate well under size
+	}{
+		{"empty", 0, nil, false},
+		{"dense", 3*4096 + 17, map[int64]string{0: strings.Repeat("d", 3*4096+17)}, false},
+		{"trailing hole", 8 * mib, map[int64]string{0: "head"}, true},
+		{"leading hole", 8 * mib, map[int64]string{8*mib - 5: "tail!"}, true},
+		{"hole between", 8 * mib, map[int64]string{0: "head", 4 * mib: "middle", 8*mib - 3: "end"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+			f, err := os.Create(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Truncate(c.size); err != nil {
+				t.Fatal(err)
+			}
+			for off, s := range c.data {
+				if _, err := f.WriteAt([]byte(s), off); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			var st unix.Stat_t
+			if err := unix.Stat(src, &st); err != nil {
+				t.Fatal(err)
+			}
+			if c.sparse && st.Blocks*512 >= st.Size {
+				t.Skipf("the filesystem of %s allocated the holes", dir)
+			}
+			rfd, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(rfd)
+			wfd, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(wfd)
+			if err := copyData(rfd, wfd, st.Size, st.Blocks); err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("dst content differs from src (%d bytes vs %d)", len(got), len(want))
+			}
+			var dt unix.Stat_t
+			if err := unix.Stat(dst, &dt); err != nil {
+				t.Fatal(err)
+			}
+			if c.sparse && dt.Blocks*512 > mib {
+				t.Errorf("dst allocates %d bytes of %d: holes were filled", dt.Blocks*512, dt.Size)
+			}
+		})
+	}
+}
