@@ -459,6 +459,11 @@ func (a *applier) shiftBind(ctx context.Context, src string) error {
 	if bs == nil {
 		bs = &BindState{Source: src, JournalDir: a.journalDir("bind", src)}
 		a.st.Binds[src] = bs
+		// recorded before the shift begins, so a rollback after a crash
+		// mid-shift finds the journal
+		if err := a.save(); err != nil {
+			return err
+		}
 	}
 	if bs.Shifted {
 		return nil

@@ -82,6 +82,11 @@ type Options struct {
 	// Owned reports whether a target container of that name was created by
 	// an earlier, unfinished run (apply resumes it); nil means none was.
 	Owned func(container string) bool
+	// ShiftedBind reports whether an earlier, unfinished run shifted (or
+	// began to shift) the bind source src in place; its owners are then
+	// not reported unmappable (they are the shifted ones) and apply resumes
+	// the shift from its journal. Nil means none was.
+	ShiftedBind func(src string) bool
 	// ComposeHash asks compose for the config hash of each service of a
 	// project (compose.go); nil, or an error, means compose recreates the
 	// services whose file entries the rewrite changes.
@@ -1054,6 +1059,13 @@ func (b *builder) mounts(ctx context.Context) error {
 					return fmt.Errorf("audit bind %s: %w", src, err)
 				}
 				bp.Audit = r
+				if b.opts.ShiftedBind != nil && b.opts.ShiftedBind(src) && len(r.Unmappable) > 0 {
+					b.p.addf(CodeResume, Info, strings.Join(bp.UsedBy, ","), src, "",
+						"bind %s was shifted by an earlier run; its shift resumes from the journal", src)
+					shifted := *r
+					shifted.Unmappable = nil
+					r = &shifted
+				}
 				b.ownershipFindings("bind "+src, r)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/unroot/unroot/chown"
 	"github.com/unroot/unroot/inventory"
 )
 
@@ -182,6 +183,17 @@ func (st *State) Service(name string) *ServiceState { return st.Services[name] }
 func (st *State) Owned(name string) bool {
 	s := st.Services[name]
 	return s != nil && s.Phase.AtLeast(PhaseCreating)
+}
+
+// BindShifted reports whether a run shifted the bind source src in place,
+// or began to, and did not reverse it: its journal says started or done.
+func (st *State) BindShifted(src string) bool {
+	dir := JournalDir(st.Dir(), "bind", src)
+	if bs := st.Binds[src]; bs != nil && bs.JournalDir != "" {
+		dir = bs.JournalDir
+	}
+	s, err := chown.JournalStatus(dir)
+	return err == nil && (s == "started" || s == "done")
 }
 
 // Save writes the state atomically: a temporary file in the same directory,

@@ -207,6 +207,7 @@ func buildPlan(ctx context.Context, g *globalOptions, u targetUser, opts *migrat
 		},
 		Migrated:      st.migrated,
 		Owned:         st.owned,
+		ShiftedBind:   st.st.BindShifted,
 		ComposeHash:   composeHasher(srcHost),
 		Prerequisites: prereqs,
 	})
