@@ -557,9 +557,10 @@ func TestCrashMigrateEveryPhase(t *testing.T) {
 }
 
 // TestCrashMigrateVolumeCopy kills 'unroot migrate' at random points of
-// the pre-sync and the final sync of a volume of a few thousand files,
-// re-runs until a run completes, and compares with a clean run of the same
-// tree; at least 20 kills must land inside a copy. Bounded: 40 kills,
+// the pre-sync and the final sync of a volume of a few thousand files (and
+// the bind's shift), re-runs until a run completes, and compares with a
+// clean run of the same tree; at least 20 kills must land inside a copy or
+// shift, as the killed run's own progress lines show. Bounded: 40 kills,
 // about three minutes.
 func TestCrashMigrateVolumeCopy(t *testing.T) {
 	Load(t)
@@ -588,11 +589,19 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 	}
 	ref := c.checkMigrated(cb)
 	c.drop()
-	lo, hi := seen[migrate.PhasePlanned], seen[migrate.PhaseSynced]
-	if hi <= lo {
-		hi = lo + 500*time.Millisecond
+	// the pre-sync runs from image-transferred to presynced after the
+	// first save, the final sync and its verification from source-stopped
+	// to synced
+	pre := [2]time.Duration{seen[migrate.PhaseImageTransferred], seen[migrate.PhasePresynced]}
+	end, ok := seen[migrate.PhaseSynced]
+	if !ok { // synced is followed by creating within a save
+		end = seen[migrate.PhaseCreating]
 	}
+	fin := end - seen[migrate.PhaseSourceStopped]
 	t.Logf("clean run: phases seen at %v after the first save", seen)
+	if pre[1] <= pre[0] || fin <= 0 {
+		t.Fatalf("the clean run's phases were not seen in order: %v", seen)
+	}
 
 	where := map[string]int{}
 	inCopy, attempts := 0, 0
@@ -601,16 +610,43 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 		s := newCrashSvc(t, fmt.Sprintf("e2e-crash-copy-%d", cycle), true, files, "")
 		b := s.before()
 		finished := false
-		for k := 0; k < 6 && attempts < 40 && !finished; k++ {
+		// kill inside the pre-sync until it is recorded, then inside the
+		// final sync until that is; a kill past the copy ends the cycle
+		for k := 0; k < 8 && attempts < 40 && !finished; k++ {
+			st, err := migrate.LoadState(filepath.Join(s.stateDir, s.User))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ph migrate.Phase
+			if ss := st.Service(s.ctr); ss != nil {
+				ph = ss.Phase
+			}
+			if ph.AtLeast(migrate.PhaseSynced) {
+				break
+			}
 			attempts++
-			delay := lo + rand.N(hi-lo+1)
-			var first time.Duration
-			r := s.signalRun(s.ctr, syscall.SIGKILL, func(_ *migrate.ServiceState, changed bool, since time.Duration) bool {
-				if changed && first == 0 {
-					first = since
+			var when func(*migrate.ServiceState, bool, time.Duration) bool
+			var delay, first time.Duration
+			if !ph.AtLeast(migrate.PhasePresynced) {
+				delay = pre[0] + rand.N(pre[1]-pre[0])
+				when = func(_ *migrate.ServiceState, changed bool, since time.Duration) bool {
+					if changed && first == 0 {
+						first = since
+					}
+					return first > 0 && since-first >= delay
 				}
-				return first > 0 && since-first >= delay
-			}, "migrate", "--yes", "--settle", "1s", s.ctr)
+			} else {
+				// a resumed run does a delta pre-sync, then the final sync:
+				// the clock starts at its first save, or at the stop
+				delay = rand.N(3 * fin)
+				when = func(ss *migrate.ServiceState, changed bool, since time.Duration) bool {
+					if changed && ss != nil && ss.Phase.AtLeast(migrate.PhaseSourceStopped) && first == 0 {
+						first = since
+					}
+					return first > 0 && since-first >= delay
+				}
+			}
+			r := s.signalRun(s.ctr, syscall.SIGKILL, when, "migrate", "--yes", "--settle", "1s", s.ctr)
 			if !r.Killed {
 				if r.Code != 0 {
 					t.Errorf("%s: run exited %d before the kill:\n%s", s.ctr, r.Code, r.Stderr)
@@ -618,12 +654,12 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 				finished = true
 				break
 			}
-			w := copyKillPoint(s, r, files)
+			w := copyKillPoint(r)
 			where[w]++
-			if w == "presync" || w == "final sync" {
+			if !strings.HasPrefix(w, "outside") {
 				inCopy++
 			}
-			t.Logf("%s: kill %d after %v: landed at %s (%s)", s.ctr, attempts, delay, r.Landed, w)
+			t.Logf("%s: kill %d, delay %v (state before the run: %q): %s", s.ctr, attempts, delay, ph, w)
 		}
 		if !finished {
 			s.mustMigrate("--settle", "1s", s.ctr)
@@ -637,38 +673,21 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 	}
 }
 
-// copyKillPoint says where a kill of a run with a volume landed: inside
-// the pre-sync (the target volume partly filled, the pre-sync not
-// recorded), inside the final sync or its verification (the source stopped,
-// the volume not recorded synced), or elsewhere.
-func copyKillPoint(s *crashSvc, r crashRun, files int) string {
-	vs := r.State.Volumes[s.vol]
+// copyKillPoint says where a kill landed, from the progress lines the
+// killed run printed: inside the pre-sync copy (started, not done), inside
+// the final sync or its verification (started, not verified), inside the
+// bind's in-place shift, or elsewhere (then named by the recorded phase).
+func copyKillPoint(r crashRun) string {
+	e := r.Stderr
 	switch {
-	case r.Landed == migrate.PhaseSourceStopped && vs != nil && !vs.Synced:
+	case strings.Contains(e, "(pre-sync): started") && !strings.Contains(e, "(pre-sync): done"):
+		return "presync"
+	case strings.Contains(e, "(final sync): started") && !strings.Contains(e, "verified"):
 		return "final sync"
-	case r.Landed.AtLeast(migrate.PhaseSynced):
-		return "after the copy"
-	case r.Landed == migrate.PhasePresynced:
-		return "presynced, before the stop"
+	case strings.Contains(e, "(shift in place): started") && !strings.Contains(e, "(shift in place): done"):
+		return "bind shift"
 	}
-	dst, err := s.DockerErr(true, "volume", "inspect", "-f", "{{.Mountpoint}}", s.vol)
-	if err != nil {
-		return "before the copy"
-	}
-	n := 0
-	_ = filepath.WalkDir(dst, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			n++
-		}
-		return nil
-	})
-	switch {
-	case n == 0:
-		return "before the copy"
-	case vs != nil && vs.Presynced:
-		return "presynced, before the stop"
-	}
-	return "presync"
+	return "outside the copy, at " + string(r.Landed)
 }
 
 // TestCrashRollback kills 'unroot rollback' at random points, re-runs it
@@ -677,7 +696,7 @@ func copyKillPoint(s *crashSvc, r crashRun, files int) string {
 // contents as before the migration, the same published port serving, the
 // target container gone. The service is migrated again for each cycle; at
 // least 10 kills must land before a rollback finished. Bounded: 40 kills,
-// eight cycles, about three minutes.
+// ten cycles, about three minutes.
 func TestCrashRollback(t *testing.T) {
 	Load(t)
 	s := newCrashSvc(t, "e2e-crash-rb", false, 2000, "127.0.0.1:94:80")
@@ -728,12 +747,16 @@ func TestCrashRollback(t *testing.T) {
 	where := map[string]int{}
 	killed, attempts := 0, 0
 	deadline := time.Now().Add(3 * time.Minute)
-	for cycle := 1; cycle <= 8 && attempts < 40 && killed < 10 && time.Now().Before(deadline); cycle++ {
+	for cycle := 1; cycle <= 10 && attempts < 40 && killed < 10 && time.Now().Before(deadline); cycle++ {
 		migrateOnce()
 		finished := false
+		// a re-run has less left to do: each kill of a cycle comes no later
+		// than the one before
+		limit := span
 		for k := 0; k < 6 && attempts < 40 && !finished; k++ {
 			attempts++
-			delay := 20*time.Millisecond + rand.N(span*2)
+			delay := 10*time.Millisecond + rand.N(limit)
+			limit = max(delay, 50*time.Millisecond)
 			r := s.signalRun(s.ctr, syscall.SIGKILL, func(_ *migrate.ServiceState, _ bool, since time.Duration) bool {
 				return since >= delay
 			}, "rollback", s.ctr)
@@ -765,18 +788,26 @@ func TestCrashRollback(t *testing.T) {
 	}
 }
 
-// rollbackKillPoint says which step a killed rollback had reached.
+// rollbackKillPoint says how far a killed rollback run got, from the
+// steps it reported, and what it left for the re-run.
 func rollbackKillPoint(s *crashSvc, r crashRun) string {
-	if _, err := s.DockerErr(true, "inspect", s.ctr); err == nil {
-		return "target still there"
+	ran := "no step done"
+	switch {
+	case strings.Contains(r.Stderr, "source started again"):
+		ran = "source started"
+	case strings.Contains(r.Stderr, "owners restored"):
+		ran = "bind restored"
+	case strings.Contains(r.Stderr, "target container removed"):
+		ran = "target removed"
 	}
-	if bs := r.State.Binds[s.bind]; bs == nil || !bs.Reversed {
-		return "target removed, bind not recorded reversed"
+	left := "target still there"
+	if _, err := s.DockerErr(true, "inspect", s.ctr); err != nil {
+		left = "target gone"
+		if bs := r.State.Binds[s.bind]; bs != nil && bs.Reversed {
+			left = "bind reversed"
+		}
 	}
-	if out, _ := s.DockerErr(false, "inspect", "-f", "{{.State.Running}}", s.ctr); out != "true" {
-		return "bind reversed, source not started"
-	}
-	return "source started, not recorded rolled back"
+	return ran + ", " + left
 }
 
 // TestCrashMigrateInterrupt sends SIGINT to 'unroot migrate' once the
