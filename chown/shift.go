@@ -238,10 +238,10 @@ func (s *shifter) closeDir(*dirState)                {}
 // ACLs, then the capability, then the mode. Nil xattrs are left alone.
 func setAttrs(dirfd int, name string, typ, uid, gid, mode uint32, aclAccess, aclDefault, caps []byte) error {
 	if name == "" {
-		if err := unix.Fchownat(dirfd, "", int(uid), int(gid), unix.AT_EMPTY_PATH); err != nil {
+		if err := fchownat(dirfd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
 			return fmt.Errorf("chown: %w", err)
 		}
-	} else if err := unix.Fchownat(dirfd, name, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	} else if err := fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fmt.Errorf("chown: %w", err)
 	}
 	if typ == unix.S_IFLNK {

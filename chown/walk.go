@@ -286,7 +286,7 @@ func (w *walker) close() { unix.Close(w.rootFd) }
 func (w *walker) statAt(dirfd int, name string, flags int, e *entry) error {
 	var st unix.Statx_t
 	mask := unix.STATX_BASIC_STATS | unix.STATX_MNT_ID
-	if err := unix.Statx(dirfd, name, flags|unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, mask, &st); err != nil {
+	if err := statx(dirfd, name, flags|unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_DONT_SYNC, mask, &st); err != nil {
 		return err
 	}
 	e.typ = uint32(st.Mode) & unix.S_IFMT
@@ -408,41 +408,69 @@ func (w *walker) readXattrs(fd int, name string, e *entry) error {
 	return nil
 }
 
-// classify stats name in d and reads what the walk needs of it; nil for a
-// mount point (reported, not entered).
-func (w *walker) classify(d *dirState, name string) (*entry, error) {
-	e := &entry{name: name, rel: join(d.self.rel, name)}
+// classify stats name in d into the zeroed e and reads what the walk needs
+// of it; false for an entry gone since readdir and for a mount point
+// (reported, not entered).
+func (w *walker) classify(d *dirState, name string, e *entry) (bool, error) {
+	e.name, e.rel = name, join(d.self.rel, name)
 	if err := w.statAt(d.fd, name, 0, e); err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return nil, nil // gone since readdir
+			return false, nil // gone since readdir
 		}
-		return nil, fmt.Errorf("stat %s: %w", e.rel, err)
+		return false, fmt.Errorf("stat %s: %w", e.rel, err)
 	}
 	if w.isMount(e) {
 		w.rep.mount(e.rel)
-		return nil, nil
+		return false, nil
 	}
 	switch e.typ {
 	case unix.S_IFDIR:
-		return e, nil // its xattrs are read through its own fd
+		return true, nil // its xattrs are read through its own fd
 	case unix.S_IFLNK:
 		t, err := readlinkat(d.fd, name)
 		if err != nil {
-			return nil, fmt.Errorf("readlink %s: %w", e.rel, err)
+			return false, fmt.Errorf("readlink %s: %w", e.rel, err)
 		}
 		e.target = t
 	case unix.S_IFCHR, unix.S_IFBLK:
-		return e, nil // never touched beyond stat
+		return true, nil // never touched beyond stat
 	}
 	if e.nlink > 1 {
 		e.dup = w.links.seen(e)
 	}
 	if !e.dup {
 		if err := w.readXattrs(d.fd, name, e); err != nil {
-			return nil, fmt.Errorf("xattrs of %s: %w", e.rel, err)
+			return false, fmt.Errorf("xattrs of %s: %w", e.rel, err)
 		}
 	}
-	return e, nil
+	return true, nil
+}
+
+// entrySlab holds the entries of one batch. The handlers keep no pointer to
+// an entry once its batch is flushed, so a directory's batches reuse one
+// slab and the walk allocates no entry per file (subdirectories excepted:
+// they outlive the batch).
+type entrySlab struct {
+	es   [batchMax]entry
+	n    int // slots in the current batch
+	used int // slots written since the slab left the pool
+}
+
+var slabPool = sync.Pool{New: func() any { return new(entrySlab) }}
+
+// next returns a zeroed slot, not yet part of the batch.
+func (s *entrySlab) next() *entry {
+	e := &s.es[s.n]
+	*e = entry{}
+	s.used = max(s.used, s.n+1)
+	return e
+}
+
+// release drops what the slab's entries reference and pools it.
+func (s *entrySlab) release() {
+	clear(s.es[:s.used])
+	s.n, s.used = 0, 0
+	slabPool.Put(s)
 }
 
 func readlinkat(dirfd int, name string) (string, error) {
@@ -630,6 +658,8 @@ func (w *walker) dir(d *dirState) (err error) {
 	}
 	batch := make([]*entry, 0, batchMax)
 	batch = append(batch, d.self)
+	slab := slabPool.Get().(*entrySlab)
+	defer slab.release()
 	var subdirs []*entry
 	bufp := direntPool.Get().(*[]byte)
 	defer direntPool.Put(bufp)
@@ -647,26 +677,31 @@ func (w *walker) dir(d *dirState) (err error) {
 			if d.srcNames != nil {
 				d.srcNames[name] = struct{}{}
 			}
-			e, err := w.classify(d, name)
+			e := slab.next()
+			ok, err := w.classify(d, name, e)
 			if err != nil {
 				return err
 			}
-			if e == nil {
+			if !ok {
 				continue
 			}
 			if e.isDir() {
-				subdirs = append(subdirs, e)
+				sub := new(entry)
+				*sub = *e
+				subdirs = append(subdirs, sub)
 				continue
 			}
 			if err := w.plan(e); err != nil {
 				return err
 			}
+			slab.n++
 			batch = append(batch, e)
 			if len(batch) == batchMax {
 				if err := w.flush(d, batch); err != nil {
 					return err
 				}
 				batch = batch[:0]
+				slab.n = 0 // the flushed entries are done with
 			}
 		}
 	}

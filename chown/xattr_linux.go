@@ -308,7 +308,7 @@ func listXattrsAt(dirfd int, name string) (names []string, ok bool, err error) {
 	if noXattrAt.Load() {
 		return nil, false, nil
 	}
-	var nbuf [pathMax]byte
+	var nbuf [nameBuf]byte
 	p, err := cstr(nbuf[:], name)
 	if err != nil {
 		return nil, true, err
@@ -354,7 +354,7 @@ func getXattrAt(dirfd int, name, x string) (v []byte, ok bool, err error) {
 	if noXattrAt.Load() {
 		return nil, false, nil
 	}
-	var pbuf [pathMax]byte
+	var pbuf [nameBuf]byte
 	var xbuf [xattrNameMax]byte
 	p, err := cstr(pbuf[:], name)
 	if err != nil {
