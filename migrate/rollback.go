@@ -192,6 +192,12 @@ func (e *rollbackEnv) reverseBind(ctx context.Context, src string, names []strin
 	if bs == nil || !bs.Shifted && !journalExists(bs.JournalDir) {
 		return nil
 	}
+	if !bs.Shifted {
+		// a run killed before its shift journaled anything changed nothing
+		if s, err := chown.JournalStatus(bs.JournalDir); err == nil && s == "none" {
+			return nil
+		}
+	}
 	if other := e.usedElsewhere(names, func(ss *ServiceState) bool { return slices.Contains(ss.Binds, src) }); other != "" {
 		return fmt.Errorf("bind %s is also used by migrated %s: roll both back together", src, other)
 	}
