@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/unroot/unroot/chown"
 	"github.com/unroot/unroot/migrate"
 )
 
@@ -704,21 +705,9 @@ func TestCrashRollback(t *testing.T) {
 	page := httpGet(t, 94, "/www/index.html")
 	checkBack := func(what string) {
 		t.Helper()
-		if got := s.inspect(false, s.ctr, "{{.HostConfig.RestartPolicy.Name}} {{.State.Running}}"); got != "always true" {
-			t.Errorf("%s: source %q, want \"always true\"", what, got)
-		}
-		if got := s.inspect(false, s.ctr, "{{json .HostConfig.PortBindings}}"); got != b.ports {
-			t.Errorf("%s: source ports %s, were %s", what, got, b.ports)
-		}
-		sameSnapshot(t, what+": bind", b.bind, crashSnapshot(t, s.bind, true))
+		s.checkRolledBack(what, b)
 		if got := httpGet(t, 94, "/www/index.html"); got != page {
 			t.Errorf("%s: port 94 serves %q, served %q", what, got, page)
-		}
-		if _, err := s.DockerErr(true, "inspect", s.ctr); err == nil {
-			t.Errorf("%s: the target container is still there", what)
-		}
-		if ph := s.status().Services[s.ctr].Phase; ph != string(migrate.PhaseRolledBack) {
-			t.Errorf("%s: phase %q, want rolled-back", what, ph)
 		}
 	}
 	migrateOnce := func() {
@@ -785,6 +774,98 @@ func TestCrashRollback(t *testing.T) {
 	t.Logf("%d rollback kills landed of %d: %v", killed, attempts, where)
 	if killed < 10 {
 		t.Errorf("%d rollback kills landed before the rollback finished, want ≥ 10", killed)
+	}
+}
+
+// checkRolledBack checks the rootful service is back as it was before
+// its migration: running with restart policy "always" and the same port
+// bindings, the bind's owners, modes, xattrs and contents as before, the
+// source volume untouched, no target container, and the state says
+// rolled-back.
+func (s *crashSvc) checkRolledBack(what string, b crashBefore) {
+	t := s.t
+	t.Helper()
+	if got := s.inspect(false, s.ctr, "{{.HostConfig.RestartPolicy.Name}} {{.State.Running}}"); got != "always true" {
+		t.Errorf("%s: source %q, want \"always true\"", what, got)
+	}
+	if got := s.inspect(false, s.ctr, "{{json .HostConfig.PortBindings}}"); got != b.ports {
+		t.Errorf("%s: source ports %s, were %s", what, got, b.ports)
+	}
+	sameSnapshot(t, what+": bind", b.bind, crashSnapshot(t, s.bind, true))
+	if s.vol != "" {
+		sameSnapshot(t, what+": source volume", b.srcVol, crashSnapshot(t, s.srcVol, false))
+	}
+	if _, err := s.DockerErr(true, "inspect", s.ctr); err == nil {
+		t.Errorf("%s: the target container is still there", what)
+	}
+	if ph := s.status().Services[s.ctr].Phase; ph != string(migrate.PhaseRolledBack) {
+		t.Errorf("%s: phase %q, want rolled-back", what, ph)
+	}
+}
+
+// TestCrashMigrateKilledThenRolledBack kills 'unroot migrate' at each
+// phase boundary and, instead of resuming, runs 'unroot rollback': the
+// rootful service must be back exactly. Then once more with a kill inside
+// the bind's in-place shift (a bind of 3000 files, bounded to five tries):
+// the rollback must find the half-shifted bind and restore it.
+func TestCrashMigrateKilledThenRolledBack(t *testing.T) {
+	Load(t)
+	landed := map[migrate.Phase]int{}
+	for i, want := range crashPhases {
+		for attempt := 0; attempt < 3 && landed[want] == 0; attempt++ {
+			s := newCrashSvc(t, fmt.Sprintf("e2e-crash-rbp%d-%d", i, attempt), true, 0, "")
+			b := s.before()
+			r := s.signalRun(s.ctr, syscall.SIGKILL, func(ss *migrate.ServiceState, _ bool, _ time.Duration) bool {
+				return ss != nil && ss.Phase.AtLeast(want)
+			}, "migrate", "--yes", "--settle", "1s", s.ctr)
+			t.Logf("kill at %s (attempt %d): killed %v, landed at %s", want, attempt, r.Killed, r.Landed)
+			if r.Killed {
+				landed[r.Landed]++
+			}
+			if _, errOut, code := s.Unroot(t, s.args("rollback", s.ctr)...); code != 0 {
+				t.Errorf("rollback after a kill at %s: exit %d\n%s", r.Landed, code, errOut)
+			}
+			s.checkRolledBack(fmt.Sprintf("rollback after a kill at %s", r.Landed), b)
+			s.drop()
+		}
+	}
+	t.Logf("kills landed per phase: %v", landed)
+	for _, p := range crashPhases {
+		if landed[p] == 0 {
+			t.Errorf("no kill landed at phase %s", p)
+		}
+	}
+
+	// a kill inside the bind's shift, once it journaled some inodes
+	halfShifted := false
+	for attempt := 0; attempt < 8 && !halfShifted; attempt++ {
+		s := newCrashSvc(t, fmt.Sprintf("e2e-crash-rbshift-%d", attempt), false, 3000, "")
+		b := s.before()
+		delay := time.Duration(attempt*15) * time.Millisecond
+		var first time.Duration
+		r := s.signalRun(s.ctr, syscall.SIGKILL, func(ss *migrate.ServiceState, _ bool, since time.Duration) bool {
+			if ss != nil && ss.Phase.AtLeast(migrate.PhaseSourceStopped) && first == 0 {
+				first = since
+			}
+			return first > 0 && since-first >= delay
+		}, "migrate", "--yes", "--settle", "1s", s.ctr)
+		w := copyKillPoint(r)
+		journal, err := chown.JournalStatus(migrate.JournalDir(filepath.Join(s.stateDir, s.User), "bind", s.bind))
+		if err != nil {
+			t.Fatal(err)
+		}
+		halfShifted = w == "bind shift" && journal == "started"
+		t.Logf("kill %v after the stop: %s, journal %s", delay, w, journal)
+		out, errOut, code := s.Unroot(t, s.args("rollback", s.ctr)...)
+		t.Logf("rollback:\n%s%s", out, errOut)
+		if code != 0 {
+			t.Errorf("rollback after a kill (%s, journal %s): exit %d", w, journal, code)
+		}
+		s.checkRolledBack("rollback after a kill ("+w+", journal "+journal+")", b)
+		s.drop()
+	}
+	if !halfShifted {
+		t.Error("no kill landed inside the bind's shift after it journaled inodes, in eight tries")
 	}
 }
 
