@@ -835,37 +835,53 @@ func TestCrashMigrateKilledThenRolledBack(t *testing.T) {
 			t.Errorf("no kill landed at phase %s", p)
 		}
 	}
+}
 
-	// a kill inside the bind's shift, once it journaled some inodes
-	halfShifted := false
-	for attempt := 0; attempt < 8 && !halfShifted; attempt++ {
-		s := newCrashSvc(t, fmt.Sprintf("e2e-crash-rbshift-%d", attempt), false, 3000, "")
-		b := s.before()
-		delay := time.Duration(attempt*15) * time.Millisecond
-		var first time.Duration
-		r := s.signalRun(s.ctr, syscall.SIGKILL, func(ss *migrate.ServiceState, _ bool, since time.Duration) bool {
-			if ss != nil && ss.Phase.AtLeast(migrate.PhaseSourceStopped) && first == 0 {
-				first = since
+// TestCrashMigrateKilledInBindShift kills 'unroot migrate' inside the
+// in-place shift of a bind of 3000 files once its journal holds records
+// (delays stepped by 15 ms from the stop, at most eight tries per mode),
+// then either resumes the migration, which must end as an uninterrupted one
+// (every owner mapped exactly once), or rolls it back, which must find the
+// half-shifted bind and restore it exactly.
+func TestCrashMigrateKilledInBindShift(t *testing.T) {
+	Load(t)
+	for _, mode := range []string{"resume", "rollback"} {
+		halfShifted := false
+		for attempt := 0; attempt < 8 && !halfShifted; attempt++ {
+			s := newCrashSvc(t, fmt.Sprintf("e2e-crash-shift-%s-%d", mode, attempt), false, 3000, "")
+			b := s.before()
+			delay := time.Duration(attempt+1) * 15 * time.Millisecond
+			var first time.Duration
+			r := s.signalRun(s.ctr, syscall.SIGKILL, func(ss *migrate.ServiceState, _ bool, since time.Duration) bool {
+				if ss != nil && ss.Phase.AtLeast(migrate.PhaseSourceStopped) && first == 0 {
+					first = since
+				}
+				return first > 0 && since-first >= delay
+			}, "migrate", "--yes", "--settle", "1s", s.ctr)
+			w := copyKillPoint(r)
+			journal, err := chown.JournalStatus(migrate.JournalDir(filepath.Join(s.stateDir, s.User), "bind", s.bind))
+			if err != nil {
+				t.Fatal(err)
 			}
-			return first > 0 && since-first >= delay
-		}, "migrate", "--yes", "--settle", "1s", s.ctr)
-		w := copyKillPoint(r)
-		journal, err := chown.JournalStatus(migrate.JournalDir(filepath.Join(s.stateDir, s.User), "bind", s.bind))
-		if err != nil {
-			t.Fatal(err)
+			halfShifted = w == "bind shift" && journal == "started"
+			what := fmt.Sprintf("%s after a kill %v after the stop (%s, journal %s)", mode, delay, w, journal)
+			t.Log(what)
+			if mode == "resume" {
+				s.mustMigrate("--settle", "1s", s.ctr)
+				s.checkMigrated(b)
+			} else {
+				out, errOut, code := s.Unroot(t, s.args("rollback", s.ctr)...)
+				t.Logf("rollback:\n%s%s", out, errOut)
+				if code != 0 {
+					t.Errorf("%s: exit %d", what, code)
+				}
+				s.checkRolledBack(what, b)
+			}
+			s.drop()
 		}
-		halfShifted = w == "bind shift" && journal == "started"
-		t.Logf("kill %v after the stop: %s, journal %s", delay, w, journal)
-		out, errOut, code := s.Unroot(t, s.args("rollback", s.ctr)...)
-		t.Logf("rollback:\n%s%s", out, errOut)
-		if code != 0 {
-			t.Errorf("rollback after a kill (%s, journal %s): exit %d", w, journal, code)
+		if !halfShifted {
+			t.Errorf("%s: no kill landed inside the bind's shift after it journaled inodes, in eight tries", mode)
 		}
-		s.checkRolledBack("rollback after a kill ("+w+", journal "+journal+")", b)
-		s.drop()
-	}
-	if !halfShifted {
-		t.Error("no kill landed inside the bind's shift after it journaled inodes, in eight tries")
 	}
 }
 
