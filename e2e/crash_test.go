@@ -637,9 +637,12 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 					return first > 0 && since-first >= delay
 				}
 			} else {
-				// a resumed run does a delta pre-sync, then the final sync:
-				// the clock starts at its first save, or at the stop
-				delay = rand.N(3 * fin)
+				// the clock starts at the stop, or at the first save of a
+				// run resumed after it, which does a delta pre-sync first
+				delay = rand.N(fin)
+				if ph.AtLeast(migrate.PhaseSourceStopped) {
+					delay = rand.N(3 * fin)
+				}
 				when = func(ss *migrate.ServiceState, changed bool, since time.Duration) bool {
 					if changed && ss != nil && ss.Phase.AtLeast(migrate.PhaseSourceStopped) && first == 0 {
 						first = since
