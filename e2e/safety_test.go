@@ -360,8 +360,8 @@ func TestSafetyChownKilledAndInterrupted(t *testing.T) {
 	// against the clean run, then reverses under kills and checks against the
 	// original. Once a run completes, later runs are no-ops, so cycles repeat
 	// (bounded) until enough kills have landed mid-run.
-	deadline := time.Now().Add(3 * time.Minute)
-	for cycle := 0; cycle < 10 && (cycle == 0 || killed < 20) && time.Now().Before(deadline); cycle++ {
+	deadline := time.Now().Add(4 * time.Minute)
+	for cycle := 0; cycle < 40 && (cycle == 0 || killed < 20) && time.Now().Before(deadline); cycle++ {
 		for _, extra := range [][]string{nil, {"--reverse"}} {
 			for i := 0; i < 40; i++ {
 				cmd, _, done := chownProc(t, r, state, crashed, extra...)

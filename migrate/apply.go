@@ -70,7 +70,7 @@ type ApplyOptions struct {
 	Map                     chown.IDMap
 	MapUnmappableToOverflow bool
 	SkipDevices             bool
-	// Workers bounds the parallelism of each copy or shift; 0 = NumCPU.
+	// Workers bounds the parallelism of each copy or shift; 0 = the chown default (4 directories per CPU).
 	Workers int
 	// NoCommit drops writable-layer changes instead of committing them.
 	NoCommit bool
