@@ -390,7 +390,7 @@ func checkMappedXattrs(t *testing.T, r *Rig, dir string) {
 type crashRun struct {
 	Landed migrate.Phase // the service's phase in the state file after the run
 	State  *migrate.State
-	Killed bool // the signal was sent and the process did not finish cleanly
+	Killed bool // the signal was sent and ended the process (SIGINT: with a non-zero exit)
 	Code   int  // exit code when it exited by itself
 	Stderr string
 }
@@ -481,7 +481,8 @@ func (e *migEnv) signalRun(ctr string, sig syscall.Signal, when func(ss *migrate
 	case errors.As(werr, &ee):
 		r.Code = ee.ExitCode()
 		ws, _ := ee.Sys().(syscall.WaitStatus)
-		r.Killed = sent && (ws.Signaled() || r.Code != 0)
+		// SIGKILL must be what ended it; SIGINT ends it with an exit code
+		r.Killed = sent && (ws.Signaled() && ws.Signal() == sig || sig != syscall.SIGKILL && r.Code != 0)
 	default:
 		t.Fatalf("unroot %s: %v", verb, werr)
 	}
@@ -611,8 +612,9 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 		s := newCrashSvc(t, fmt.Sprintf("e2e-crash-copy-%d", cycle), true, files, "")
 		b := s.before()
 		finished := false
-		// kill inside the pre-sync until it is recorded, then inside the
-		// final sync until that is; a kill past the copy ends the cycle
+		// up to three kills inside the pre-sync, then kills inside the final
+		// sync until it is recorded; a run that gets past the copy ends the
+		// cycle
 		for k := 0; k < 8 && attempts < 40 && !finished; k++ {
 			st, err := migrate.LoadState(filepath.Join(s.stateDir, s.User))
 			if err != nil {
@@ -628,8 +630,13 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 			attempts++
 			var when func(*migrate.ServiceState, bool, time.Duration) bool
 			var delay, first time.Duration
-			if !ph.AtLeast(migrate.PhasePresynced) {
-				delay = pre[0] + rand.N(pre[1]-pre[0])
+			if !ph.AtLeast(migrate.PhasePresynced) && k < 3 {
+				// a resumed pre-sync only copies what is missing
+				left := pre[1] - pre[0]
+				if n := copiedFiles(s); n > 0 {
+					left = max(left*time.Duration(files-min(n, files))/files, 10*time.Millisecond)
+				}
+				delay = pre[0] + rand.N(left)
 				when = func(_ *migrate.ServiceState, changed bool, since time.Duration) bool {
 					if changed && first == 0 {
 						first = since
@@ -641,7 +648,7 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 				// run resumed after it, which does a delta pre-sync first
 				delay = rand.N(fin)
 				if ph.AtLeast(migrate.PhaseSourceStopped) {
-					delay = rand.N(3 * fin)
+					delay = rand.N(2 * fin)
 				}
 				when = func(ss *migrate.ServiceState, changed bool, since time.Duration) bool {
 					if changed && ss != nil && ss.Phase.AtLeast(migrate.PhaseSourceStopped) && first == 0 {
@@ -675,6 +682,23 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 	if inCopy < 20 {
 		t.Errorf("%d kills landed inside a copy (of %d), want ≥ 20", inCopy, attempts)
 	}
+}
+
+// copiedFiles counts the regular files in the service's target volume
+// (0 when there is none yet).
+func copiedFiles(s *crashSvc) int {
+	dst, err := s.DockerErr(true, "volume", "inspect", "-f", "{{.Mountpoint}}", s.vol)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = filepath.WalkDir(dst, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // copyKillPoint says where a kill landed, from the progress lines the
