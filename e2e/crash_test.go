@@ -832,9 +832,8 @@ func (s *crashSvc) checkRolledBack(what string, b crashBefore) {
 
 // TestCrashMigrateKilledThenRolledBack kills 'unroot migrate' at each
 // phase boundary and, instead of resuming, runs 'unroot rollback': the
-// rootful service must be back exactly. Then once more with a kill inside
-// the bind's in-place shift (a bind of 3000 files, bounded to five tries):
-// the rollback must find the half-shifted bind and restore it.
+// rootful service must be back exactly (at most three tries per boundary;
+// every boundary must be hit at least once).
 func TestCrashMigrateKilledThenRolledBack(t *testing.T) {
 	Load(t)
 	landed := map[migrate.Phase]int{}
@@ -868,7 +867,8 @@ func TestCrashMigrateKilledThenRolledBack(t *testing.T) {
 // in-place shift of a bind of 3000 files once its journal holds records
 // (delays stepped by 15 ms from the stop, at most eight tries per mode),
 // then either resumes the migration, which must end as an uninterrupted one
-// (every owner mapped exactly once), or rolls it back, which must find the
+// (the target sees what the source saw, every owner mapped exactly once), or
+// rolls it back, which must find the
 // half-shifted bind and restore it exactly.
 func TestCrashMigrateKilledInBindShift(t *testing.T) {
 	Load(t)
