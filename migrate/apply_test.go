@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
@@ -705,5 +706,45 @@ func TestApplySkipsUnitDoneSincePlanned(t *testing.T) {
 		if strings.HasPrefix(l, "src stop") || strings.HasPrefix(l, "tgt create") || strings.HasPrefix(l, "copy") {
 			t.Errorf("a finished unit was cut over again: %s", l)
 		}
+	}
+}
+
+// TestApplyResumeConnectsMissingNetworks: a run killed between the create and
+// the network connects left the target on its first network; the resumed
+// run connects the rest and leaves the first alone.
+func TestApplyResumeConnectsMissingNetworks(t *testing.T) {
+	s := newAFSetup(t)
+	s.plan.Services = s.plan.Services[1:]
+	s.plan.Volumes = nil
+	s.plan.Services[0].Ports = nil
+	s.plan.Services[0].Networks = []string{"net1", "net2"}
+	s.plan.Networks = append(s.plan.Networks, NetworkPlan{Name: "net2", Driver: "bridge"})
+	web := &s.plan.inv.Containers[1]
+	web.Networks = append(web.Networks, inventory.NetworkAttachment{Name: "net2", Aliases: []string{"www"}})
+	s.plan.inv.Networks = append(s.plan.inv.Networks, inventory.Network{Name: "net2", Driver: "bridge"})
+	s.src.containers["web"].State.Running = false
+	s.tgt.addContainer("web", false)
+	s.tgt.containers["web"].NetworkSettings = &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"net1": {}}}
+	s.st.Services["web"] = &ServiceState{Container: "web", SourceID: "id-web", Phase: PhaseCreating, SourceWasRunning: true,
+		RestartPolicy: inventory.RestartPolicy{Name: "unless-stopped"}, Binds: []string{s.bind}, Image: "busybox:latest",
+		StoppedAt: time.Now().Add(-time.Second)}
+	s.st.Binds[s.bind] = &BindState{Source: s.bind, JournalDir: filepath.Join(t.TempDir(), "j"), Shifted: true}
+	if _, err := Apply(context.Background(), s.plan, s.options()); err != nil {
+		t.Fatalf("resume: %v\n%s", err, strings.Join(s.log, "\n"))
+	}
+	connects := 0
+	for _, l := range s.log {
+		if strings.HasPrefix(l, "tgt connect") {
+			connects++
+			if l != "tgt connect net2" {
+				t.Errorf("resume connected %q; only net2 was missing", l)
+			}
+		}
+	}
+	if connects != 1 {
+		t.Errorf("%d connects, want 1 (net2):\n%s", connects, strings.Join(s.log, "\n"))
+	}
+	if i, j := s.indexOf(t, "tgt connect net2"), s.indexOf(t, "tgt start web"); i > j {
+		t.Errorf("net2 connected after the start")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+	"github.com/unroot/unroot/inventory"
 )
 
 // CommitRepo is the repository of images committed from a stopped source
@@ -331,12 +332,29 @@ func commitTag(name string) string {
 // createTarget creates the target container, or adopts the one an
 // interrupted run created.
 func (a *applier) createTarget(ctx context.Context, s *Service, ss *ServiceState) error {
+	c, err := a.inv.Container(s.Container)
+	if err != nil {
+		return err
+	}
 	if ss.Phase.AtLeast(PhaseCreating) {
 		res, err := a.o.Target.ContainerInspect(ctx, s.Container, client.ContainerInspectOptions{})
 		if err == nil {
 			ss.TargetID = res.Container.ID
 			a.logf("%s: reusing the target container an earlier run created", s.Container)
-			return a.save()
+			if err := a.save(); err != nil {
+				return err
+			}
+			// A run killed between the create and the connects left the
+			// container on its first network only.
+			spec, err := a.convert(c, ss)
+			if err != nil {
+				return err
+			}
+			var have map[string]*network.EndpointSettings
+			if res.Container.NetworkSettings != nil {
+				have = res.Container.NetworkSettings.Networks
+			}
+			return a.connect(ctx, s.Container, res.Container.ID, spec.Connect, have)
 		}
 		if !isNotFound(err) {
 			return fmt.Errorf("inspect target %s: %w", s.Container, err)
@@ -346,23 +364,7 @@ func (a *applier) createTarget(ctx context.Context, s *Service, ss *ServiceState
 	if err := a.save(); err != nil {
 		return err
 	}
-	c, err := a.inv.Container(s.Container)
-	if err != nil {
-		return err
-	}
-	image := ss.Image
-	if image == "" || image == c.Image && !a.imageHasTag(c.ImageID, c.Image) {
-		image = c.ImageID
-	}
-	spec, err := ConvertContainer(c, ConvertOptions{
-		Image: image, HostPorts: hostPortMap(ss.Ports), DockerSocket: a.o.TargetSocket, Limits: a.o.Limits,
-		ContainerName: func(ref string) string {
-			if other, err := a.inv.Container(ref); err == nil {
-				return other.Name
-			}
-			return ref
-		},
-	})
+	spec, err := a.convert(c, ss)
 	if err != nil {
 		return err
 	}
@@ -378,12 +380,41 @@ func (a *applier) createTarget(ctx context.Context, s *Service, ss *ServiceState
 	if err := a.save(); err != nil {
 		return err
 	}
-	for _, n := range spec.Connect {
-		if _, err := a.o.Target.NetworkConnect(ctx, n.Network, client.NetworkConnectOptions{Container: res.ID, EndpointConfig: n.Endpoint}); err != nil {
-			return fmt.Errorf("connect %s to network %s: %w", s.Container, n.Network, err)
-		}
+	if err := a.connect(ctx, s.Container, res.ID, spec.Connect, nil); err != nil {
+		return err
 	}
 	a.logf("%s: created in target", s.Container)
+	return nil
+}
+
+// convert builds the target container's configuration for c.
+func (a *applier) convert(c *inventory.Container, ss *ServiceState) (*CreateSpec, error) {
+	image := ss.Image
+	if image == "" || image == c.Image && !a.imageHasTag(c.ImageID, c.Image) {
+		image = c.ImageID
+	}
+	return ConvertContainer(c, ConvertOptions{
+		Image: image, HostPorts: hostPortMap(ss.Ports), DockerSocket: a.o.TargetSocket, Limits: a.o.Limits,
+		ContainerName: func(ref string) string {
+			if other, err := a.inv.Container(ref); err == nil {
+				return other.Name
+			}
+			return ref
+		},
+	})
+}
+
+// connect attaches the target container to its further networks, skipping
+// those it is on already.
+func (a *applier) connect(ctx context.Context, name, id string, conns []NetworkAttach, have map[string]*network.EndpointSettings) error {
+	for _, n := range conns {
+		if _, ok := have[n.Network]; ok {
+			continue
+		}
+		if _, err := a.o.Target.NetworkConnect(ctx, n.Network, client.NetworkConnectOptions{Container: id, EndpointConfig: n.Endpoint}); err != nil {
+			return fmt.Errorf("connect %s to network %s: %w", name, n.Network, err)
+		}
+	}
 	return nil
 }
 
