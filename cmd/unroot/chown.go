@@ -35,7 +35,7 @@ func newChownCmd(g *globalOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "chown --user NAME [--dry-run] [--reverse] [--map-unmappable-to-overflow] [--skip-devices] [--format text|json] PATH...",
 		Short: "Shift the owners of directory trees to the rootless user's id range",
-		Long: `chown shifts, in place, the owners of each PATH (a volume's _data
+		Long: `(Run as root.) chown shifts, in place, the owners of each PATH (a volume's _data
 directory, a bind-mount source) from the ids a rootful container wrote to the
 ids the rootless daemon of --user maps them to: container root becomes the
 user, container uid n becomes the n-th subordinate uid. ACL entries and file

@@ -54,6 +54,9 @@ while it has blockers.
 Host ports below net.ipv4.ip_unprivileged_port_start (usually 1024) become
 port+8000 (80 → 8080, 443 → 8443) unless --port-map says otherwise.
 
+Run it as root: it reads the rootful daemon's volumes and changes file
+ownership. --user must be an unprivileged user, never root.
+
 Exit status: 0 when the plan can be applied (or was), 1 when it has blockers
 or the migration failed, 2 on usage errors.`,
 		Example: `  unroot migrate --user alice --all --dry-run

@@ -25,7 +25,7 @@ func newRollbackCmd(g *globalOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "rollback --user NAME (--all | CONTAINER...) [--purge]",
 		Short: "Put migrated services back on the rootful daemon",
-		Long: `rollback undoes the migration of the named services (or --all): the target
+		Long: `(Run as root.) rollback undoes the migration of the named services (or --all): the target
 container is stopped and removed, bind mounts and moved volumes get their
 original owners back from the journal (moved volumes are renamed back), the
 source container's restart policy is restored and the source is started again
