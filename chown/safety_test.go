@@ -428,14 +428,17 @@ func TestSafetyCrashCampaign(t *testing.T) {
 		}
 	}
 	randomKill := func() time.Duration {
-		hi := min(300*time.Millisecond, span)
+		// aim at the first half of a full run: a resumed run has less left
+		// to do, so a later point would often miss it
+		hi := max(10*time.Millisecond, min(300*time.Millisecond, span/2))
 		return 5*time.Millisecond + time.Duration(rand.Int64N(int64(hi)))
 	}
 
 	// each cycle: shift under kills until it completes, check; reverse under
-	// kills until it completes, check; until 20 kills landed mid-run
+	// kills until it completes, check; until 20 kills landed mid-run (each
+	// cycle is bounded, and so is the number of cycles)
 	kills := 0
-	for cycle := 0; cycle < 8 && kills < 20; cycle++ {
+	for cycle := 0; cycle < 30 && kills < 20; cycle++ {
 		for _, op := range []string{"shift", "reverse"} {
 			for attempt := 0; attempt < 30; attempt++ {
 				if child(op, randomKill()) {
