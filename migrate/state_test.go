@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -109,20 +110,32 @@ func TestAcquireLockHeld(t *testing.T) {
 	if _, err := exec.LookPath("flock"); err != nil {
 		return
 	}
-	cmd := exec.Command("flock", "-n", filepath.Join(dir, lockFile), "sleep", "5")
+	// flock waits (bounded) for the file and says when it holds it: a
+	// non-blocking flock raced the loop below and gave up while it held l3.
+	cmd := exec.Command("flock", "-w", "10", filepath.Join(dir, lockFile), "sh", "-c", "echo locked; exec sleep 10")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		var l3 *Lock
-		if l3, err = AcquireLock(dir); err != nil {
-			break
+	line := make(chan string, 1)
+	go func() {
+		b := make([]byte, 16)
+		n, _ := out.Read(b)
+		line <- string(b[:n])
+	}()
+	select {
+	case l := <-line:
+		if strings.TrimSpace(l) != "locked" {
+			t.Fatalf("flock(1) did not take the lock: %q", l)
 		}
-		l3.Release()
-		time.Sleep(50 * time.Millisecond)
+	case <-time.After(15 * time.Second):
+		t.Fatal("flock(1) did not take the lock in 15s")
 	}
+	_, err = AcquireLock(dir)
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("lock held by pid %s: got %v", strconv.Itoa(cmd.Process.Pid), err)
 	}
