@@ -59,6 +59,9 @@ type Report struct {
 
 	// Changed counts the inodes Shift, Reverse or Copy wrote.
 	Changed int64 `json:"changed"`
+	// Undone counts the inodes a refused Shift had changed before it met
+	// what blocks it, and put back.
+	Undone int64 `json:"undone,omitempty"`
 	// Unchanged counts the files Copy with Update left as they were.
 	Unchanged int64 `json:"unchanged,omitempty"`
 	// Removed counts the dst entries Copy with Update removed.
@@ -351,6 +354,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	switch {
 	case r.AlreadyDone:
 		p("  already done by an earlier run; nothing changed\n")
+	case r.Undone > 0:
+		p("  refused: the %d entries changed before the blocker was met were put back\n", r.Undone)
 	case r.Changed > 0 || r.Removed > 0 || r.Mismatched > 0:
 		p("  changed %d", r.Changed)
 		if r.Unchanged > 0 || r.Removed > 0 {

@@ -195,7 +195,8 @@ func checkNoOutsideContent(t *testing.T, dst string) {
 // TestSafetyExternalHardlinkNotGivenAway hardlinks a host file into the tree
 // (what a compromised container's preparation looks like once an admin or a
 // careless script ran ln on the host) and checks that the audit reports it
-// and that Shift refuses before giving the host file to the rootless user.
+// and that Shift refuses without ever touching the host file (its ctime
+// included: the walk defers hardlinked inodes until it has seen every link).
 func TestSafetyExternalHardlinkNotGivenAway(t *testing.T) {
 	requireRoot(t)
 	base := t.TempDir()

@@ -8,7 +8,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +24,19 @@ import (
 // own owner changed and are never followed; device nodes are never changed;
 // mount points below root are not entered.
 //
-// Unless opts.NoPreflight is set, Shift first audits the tree and returns the
-// audit with a [*BlockedError] before changing anything when opts do not
-// allow what it found.
+// Shift walks the tree once: each entry is statted, its xattrs listed, and
+// it is journaled and changed in the same visit, so an entry costs three
+// syscalls (statx, listxattrat, fchownat). Inodes with more than one link
+// are the exception: they are changed only after the whole tree has been
+// seen, once every link of theirs has been found inside it, so a file
+// hardlinked from outside the tree is never given away, not even for a
+// moment. When the walk meets something opts do not allow (an unmappable
+// id, a malformed ACL or capability, a device node, a hardlink to a file
+// outside the tree), it stops changing entries, finishes the census, puts
+// back from the journal every inode it had changed (owner, mode, ACLs and
+// capability bytes exactly; only their ctimes moved), and returns the
+// whole audit with a [*BlockedError]. [Audit] tells the same without
+// changing anything.
 //
 // Every change is journaled in opts.JournalDir first, so an interrupted Shift
 // resumes where it stopped when run again (no inode shifted twice), a
@@ -94,15 +107,6 @@ func Shift(ctx context.Context, root string, opts Options) (*Report, error) {
 		w.resume = ix
 		sh.j = &journalWriter{f: f}
 	} else {
-		if !opts.NoPreflight {
-			pre, err := Audit(ctx, root, opts)
-			if err != nil {
-				return nil, err
-			}
-			if b := pre.Blocking(opts); b != nil {
-				return pre, b
-			}
-		}
 		meta := &journalMeta{Root: root, Dev: w.rootSt.dev, Ino: w.rootSt.ino, Map: opts.Map,
 			MapUnmappableToOverflow: opts.MapUnmappableToOverflow, Started: time.Now().UTC()}
 		if err := writeJSON(filepath.Join(opts.JournalDir, metaFile), meta); err != nil {
@@ -120,6 +124,21 @@ func Shift(ctx context.Context, root string, opts Options) (*Report, error) {
 	}
 	rep := w.rep.report(root)
 	rep.Resumed = w.resume != nil
+	if b := rep.Blocking(opts); b != nil {
+		// Put back what was changed before the blocker was met: the tree
+		// is as it was, and the journal, marked reversed, starts afresh
+		// next time.
+		rev, err := Reverse(ctx, root, opts)
+		if err != nil {
+			return nil, fmt.Errorf("shift %s: refused (%v), and putting back the %d inodes changed before that failed: %w", root, b, rep.Changed, err)
+		}
+		rep.Changed, rep.Undone = 0, rev.Changed
+		return rep, b
+	}
+	if err := sh.finishLinks(ctx, w); err != nil {
+		return nil, fmt.Errorf("shift %s: %w", root, err)
+	}
+	rep.Changed = w.rep.changed.Load()
 	if err := writeJSON(filepath.Join(opts.JournalDir, doneFile), rep); err != nil {
 		return nil, fmt.Errorf("shift: journal: %w", err)
 	}
@@ -172,9 +191,16 @@ func (w *walker) resumeFrom(e *entry) error {
 	return nil
 }
 
-// shifter journals then applies each batch.
+// shifter journals then applies each batch. Once an entry that blocks is
+// met it changes nothing more (the walk goes on counting). First links of
+// inodes with several links wait in deferred until the walk has seen the
+// whole tree.
 type shifter struct {
-	j *journalWriter
+	j       *journalWriter
+	blocked atomic.Bool
+
+	mu       sync.Mutex
+	deferred []*entry
 }
 
 func (s *shifter) entries(w *walker, d *dirState, es []*entry) error {
@@ -184,13 +210,22 @@ func (s *shifter) entries(w *walker, d *dirState, es []*entry) error {
 		if e.dup {
 			continue
 		}
-		if err := w.blockedBy(e); err != nil {
-			return err
+		if w.blockedBy(e) != nil {
+			s.blocked.Store(true)
+			continue
 		}
 		if e.typ == unix.S_IFCHR || e.typ == unix.S_IFBLK {
 			continue
 		}
-		if !e.changes {
+		if !e.changes || s.blocked.Load() {
+			continue
+		}
+		if e.nlink > 1 && e.typ != unix.S_IFDIR {
+			// its other links may lie outside the tree: decided at the end
+			c := *e
+			s.mu.Lock()
+			s.deferred = append(s.deferred, &c)
+			s.mu.Unlock()
 			continue
 		}
 		if !e.resumed {
@@ -215,6 +250,60 @@ func (s *shifter) entries(w *walker, d *dirState, es []*entry) error {
 			err = setAttrs(d.fd, e.name, e.typ, e.newUID, e.newGID, e.mode, e.newACLAccess, e.newACLDefault, e.newCaps)
 		}
 		if err != nil {
+			return fmt.Errorf("shift %s: %w", e.rel, err)
+		}
+		w.rep.changed.Add(1)
+		if w.opts.afterApply != nil {
+			if err := w.opts.afterApply(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// finishLinks shifts the deferred inodes once the walk found every link of
+// each inside the tree (the caller checked that none lies outside). Each is
+// reached again below the root without following a symlink or crossing a
+// mount, and changed only if its path still names the inode the walk saw.
+func (s *shifter) finishLinks(ctx context.Context, w *walker) error {
+	if len(s.deferred) == 0 {
+		return nil
+	}
+	slices.SortFunc(s.deferred, func(a, b *entry) int { return strings.Compare(a.rel, b.rel) })
+	var buf []byte
+	for _, e := range s.deferred {
+		if !e.resumed {
+			buf = appendRecord(buf, &record{Dev: e.dev, Ino: e.ino, Rel: e.rel, UID: e.uid, GID: e.gid,
+				Mode: e.mode, ACLAccess: e.aclAccess, ACLDefault: e.aclDefault, Caps: e.caps})
+		}
+	}
+	if len(buf) > 0 {
+		if err := s.j.commit(buf); err != nil {
+			return err
+		}
+	}
+	cache := dirCache{root: w.rootFd, fd: -1}
+	defer cache.close()
+	for _, e := range s.deferred {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		dir, name := path.Split(e.rel)
+		fd, err := cache.open(strings.TrimSuffix(dir, "/"))
+		if err != nil {
+			return fmt.Errorf("open the directory of %s: %w", e.rel, err)
+		}
+		var now entry
+		if err := w.statAt(fd, name, 0, &now); err != nil || now.dev != e.dev || now.ino != e.ino {
+			return fmt.Errorf("shift %s: the file changed while the tree was walked", e.rel)
+		}
+		if now.nlink != e.nlink {
+			// a link was made or removed since the walk counted them: one may
+			// now lie outside the tree
+			return fmt.Errorf("shift %s: its link count changed from %d to %d while the tree was walked", e.rel, e.nlink, now.nlink)
+		}
+		if err := setAttrs(fd, name, e.typ, e.newUID, e.newGID, e.mode, e.newACLAccess, e.newACLDefault, e.newCaps); err != nil {
 			return fmt.Errorf("shift %s: %w", e.rel, err)
 		}
 		w.rep.changed.Add(1)

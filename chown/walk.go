@@ -42,11 +42,11 @@ type Options struct {
 	// mtime, mode and (shifted) owner already match are not rewritten, and
 	// dst entries that no longer exist in src are removed.
 	Update bool
-	// NoPreflight skips the [Audit] pass Shift and Copy run first to refuse
-	// before changing anything. Set it only when the caller has just audited
-	// the same tree with the same options: a blocking entry then stops the
-	// run midway (a Shift stays resumable and reversible through its
-	// journal).
+	// NoPreflight skips the [Audit] pass Copy runs first to refuse before
+	// writing anything. Set it only when the caller has just audited the
+	// same tree with the same options: a blocking entry then stops the copy
+	// midway. Shift has no such pass (it refuses and puts back what it
+	// changed, see [Shift]) and ignores it.
 	NoPreflight bool
 	// Progress, when set, is called from the workers with running totals of
 	// the files and bytes walked. It must be cheap and safe for concurrent

@@ -47,10 +47,13 @@ change is journaled under --state-dir first: an interrupted run resumes when
 run again, a completed one is not shifted twice, and --reverse restores the
 original owners exactly.
 
-It refuses, before changing anything, trees with ids the map cannot hold
-(see --map-unmappable-to-overflow) or device nodes (see --skip-devices).
---dry-run prints that audit and changes nothing. Stop every container that
-uses PATH first.`,
+It walks each tree once. It refuses trees with ids the map cannot hold (see
+--map-unmappable-to-overflow), device nodes (see --skip-devices) or files
+hardlinked from outside the tree: a refused run puts back, from its journal,
+every entry it had changed before it met the blocker (files hardlinked
+several times are changed only at the end, once all their links were seen),
+and prints the whole audit. --dry-run prints that audit and changes nothing.
+Stop every container that uses PATH first.`,
 		Example: `  unroot chown --user alice --dry-run /var/lib/docker/volumes/app_data/_data
   unroot chown --user alice /srv/app/data
   unroot chown --user alice --reverse /srv/app/data`,
