@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/unroot/unroot/migrate"
 )
 
 // Exit codes, the one place they are decided.
@@ -53,7 +55,12 @@ func reportError(stderr io.Writer, err error) int {
 		fmt.Fprintf(stderr, "hint: %s\n", h.Hint())
 	}
 	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(stderr, "hint: interrupted; run the same command again to resume where it stopped")
+		var ce *migrate.CutoverError
+		if errors.As(err, &ce) && ce.RolledBack {
+			fmt.Fprintln(stderr, "hint: interrupted; the unit was rolled back and its source runs as before: run the same command again to migrate it")
+		} else {
+			fmt.Fprintln(stderr, "hint: interrupted; run the same command again to resume where it stopped")
+		}
 	}
 	switch {
 	case errors.As(err, &ex):
