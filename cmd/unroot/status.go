@@ -41,6 +41,13 @@ and talks to no daemon.`,
 	return c
 }
 
+// statusJSON is what 'status --format json' prints: the state file's fields
+// and, under "compose", the rootless compose files migrate wrote.
+type statusJSON struct {
+	*migrate.State
+	Compose []migrate.ComposeRecord `json:"compose,omitempty"`
+}
+
 func runStatus(_ context.Context, g *globalOptions, opts *statusOptions) error {
 	u, err := g.requireUser()
 	if err != nil {
@@ -50,10 +57,14 @@ func runStatus(_ context.Context, g *globalOptions, opts *statusOptions) error {
 	if err != nil {
 		return failErr(err, stateHint(err))
 	}
+	recs, err := migrate.LoadComposeRecords(stateDir(g, u))
+	if err != nil {
+		return failErr(err, "move the damaged file aside")
+	}
 	if opts.format == "json" {
 		enc := json.NewEncoder(opts.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return enc.Encode(statusJSON{State: st, Compose: recs})
 	}
 	if len(st.Services) == 0 {
 		fmt.Fprintf(opts.stdout, "no migration recorded for %s\n", u.Name)
@@ -83,10 +94,6 @@ func runStatus(_ context.Context, g *globalOptions, opts *statusOptions) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
-	}
-	recs, err := migrate.LoadComposeRecords(stateDir(g, u))
-	if err != nil {
-		return failErr(err, "move the damaged file aside")
 	}
 	printComposeRecords(opts.stdout, recs)
 	return nil

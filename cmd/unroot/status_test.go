@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,13 +50,23 @@ func TestStatusOutput(t *testing.T) {
 			}
 		})
 	}
+	rec := `[{"project":"shop","files":["/srv/shop/compose.rootless.yaml"],"command":"DOCKER_HOST=unix:///run/user/1000/docker.sock docker compose -f /srv/shop/compose.rootless.yaml -p shop up -d","written":"2026-12-03T10:00:00Z"}]`
+	if err := os.WriteFile(filepath.Join(dir, "nobody", migrate.ComposeStateFile), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"status", "--user", "nobody", "--state-dir", dir, "--format", "json"}, &out, &errb); code != 0 {
 		t.Fatalf("json: exit %d: %s", code, errb.String())
 	}
-	var back migrate.State
+	var back struct {
+		migrate.State
+		Compose []migrate.ComposeRecord `json:"compose"`
+	}
 	if err := json.Unmarshal(out.Bytes(), &back); err != nil {
 		t.Fatalf("json: %v\n%s", err, out.String())
+	}
+	if len(back.Compose) != 1 || back.Compose[0].Project != "shop" || back.Compose[0].Files[0] != "/srv/shop/compose.rootless.yaml" {
+		t.Errorf("json compose records %+v, want the one recorded for shop", back.Compose)
 	}
 	if back.Services["web"].DowntimeMS != 2345 || back.Services["db"].Phase != migrate.PhaseRolledBack {
 		t.Errorf("json state %+v", back.Services)
