@@ -493,9 +493,8 @@ func TestApplyMoveVolumeAndRollback(t *testing.T) {
 	if err := os.MkdirAll(s.tgt.volRoot, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	same, err := SameMount(filepath.Dir(s.srcVol), s.tgt.volRoot)
-	if err != nil || !same {
-		t.Skipf("temporary directories are not on one mount (%v)", err)
+	if err := CheckRenameDir(s.srcVol, s.tgt.volRoot); err != nil {
+		t.Skipf("temporary directories are not on one filesystem (%v)", err)
 	}
 	if _, err := Apply(context.Background(), s.plan, s.options()); err != nil {
 		t.Fatalf("apply: %v\n%s", err, strings.Join(s.log, "\n"))

@@ -56,11 +56,17 @@ func (e *VolumeVerifyError) Hint() string {
 	return "the source volume is untouched; check free space and errors in the target user's home, then run again"
 }
 
-// SameFilesystemError refuses --volumes move across filesystems.
-type SameFilesystemError struct{ Volume, Source, Target string }
+// SameFilesystemError refuses --volumes move when the source volume's data
+// cannot be renamed into the target: different filesystems, or one
+// filesystem with no mount of it that holds both (see [RenameDir]).
+type SameFilesystemError struct {
+	Volume, Source, Target string
+	// Reason says why, from [CrossFilesystemError].
+	Reason string
+}
 
 func (e *SameFilesystemError) Error() string {
-	return fmt.Sprintf("volume %s: --volumes move needs %s and %s on one mount (rename cannot cross filesystems or bind mounts)", e.Volume, e.Source, e.Target)
+	return fmt.Sprintf("volume %s: --volumes move cannot rename %s into %s: %s", e.Volume, e.Source, e.Target, e.Reason)
 }
 
 // Hint suggests copy mode.
@@ -226,46 +232,62 @@ func dirEmpty(dir string) (bool, error) {
 	return false, err
 }
 
-// checkMove refuses --volumes move across filesystems before anything
-// changes: the source volume's directory and the target's must be on one
-// mount (a bind mount of the same device is another mount, and rename(2)
-// across it fails with EXDEV).
-func (a *applier) checkMove(vs *VolumeState) error {
-	if vs.Mode != VolumesMove || vs.Moved {
-		return nil
+// checkVolumeMove is the one test of whether a volume's data directory src
+// can be renamed into the directory dstDir: the plan's finding
+// (move-cross-filesystem) and apply's refusals all come from it. It is
+// [CheckRenameDir]: one filesystem (st_dev) is needed, not one mount.
+func checkVolumeMove(name, src, dstDir string) error {
+	err := CheckRenameDir(src, dstDir)
+	var xfs *CrossFilesystemError
+	if errors.As(err, &xfs) {
+		return &SameFilesystemError{Volume: name, Source: src, Target: dstDir, Reason: xfs.Reason}
 	}
-	return checkSameMount(vs.Name, filepath.Dir(vs.SourcePath), filepath.Dir(vs.TargetPath))
-}
-
-func checkSameMount(name, src, dst string) error {
-	same, err := SameMount(src, dst)
 	if err != nil {
 		return fmt.Errorf("volume %s: %w", name, err)
-	}
-	if !same {
-		return &SameFilesystemError{Volume: name, Source: src, Target: dst}
 	}
 	return nil
 }
 
-// SameMount reports whether a and b are on one mount, so a rename between
-// them works: same device and, where statx reports it, same mount ID.
-func SameMount(a, b string) (bool, error) {
-	var sa, sb unix.Statx_t
-	mask := unix.STATX_BASIC_STATS | unix.STATX_MNT_ID
-	if err := unix.Statx(unix.AT_FDCWD, a, 0, mask, &sa); err != nil {
-		return false, fmt.Errorf("stat %s: %w", a, err)
+// moveTargetDir is the directory a plan checks a move against before the
+// target volume exists: the rootless data root's volumes directory, or the
+// data root itself while it has none.
+func moveTargetDir(dataRoot, home string) string {
+	if dataRoot == "" {
+		dataRoot = filepath.Join(home, ".local/share/docker")
 	}
-	if err := unix.Statx(unix.AT_FDCWD, b, 0, mask, &sb); err != nil {
-		return false, fmt.Errorf("stat %s: %w", b, err)
+	dst := filepath.Join(dataRoot, "volumes")
+	if _, err := os.Lstat(dst); err != nil {
+		return dataRoot
 	}
-	if sa.Dev_major != sb.Dev_major || sa.Dev_minor != sb.Dev_minor {
-		return false, nil
+	return dst
+}
+
+// VolumeMoveStarted reports whether a run began to move the volume name
+// (it saves the journal directory before it renames anything) and the
+// move was not rolled back: its source data may then be gone already.
+func (st *State) VolumeMoveStarted(name string) bool {
+	vs := st.Volumes[name]
+	return vs != nil && vs.Mode == VolumesMove && (vs.Moved || vs.JournalDir != "")
+}
+
+// moveResumes reports whether a volume's move was begun by an earlier run
+// and its source is gone: the rename happened (or the data sits in the
+// target), so the source is not checked again and moveVolume resumes.
+func moveResumes(st *State, name, src string) bool {
+	if !st.VolumeMoveStarted(name) {
+		return false
 	}
-	if sa.Mask&sb.Mask&unix.STATX_MNT_ID != 0 && sa.Mnt_id != sb.Mnt_id {
-		return false, nil
+	_, err := os.Lstat(src)
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// checkMove refuses --volumes move before anything changes when the
+// volume's data cannot be renamed into the target volume's directory.
+func (a *applier) checkMove(vs *VolumeState) error {
+	if vs.Mode != VolumesMove || vs.Moved || moveResumes(a.st, vs.Name, vs.SourcePath) {
+		return nil
 	}
-	return true, nil
+	return checkVolumeMove(vs.Name, vs.SourcePath, filepath.Dir(vs.TargetPath))
 }
 
 // checkMoves refuses a move-mode plan whose volumes cannot be renamed into
@@ -274,22 +296,15 @@ func (a *applier) checkMoves() error {
 	if a.plan.VolumesMode != VolumesMove {
 		return nil
 	}
-	root := a.plan.Target.DataRoot
-	if root == "" {
-		root = filepath.Join(a.plan.User.Home, ".local/share/docker")
-	}
-	dst := filepath.Join(root, "volumes")
-	if _, err := os.Stat(dst); err != nil {
-		dst = root
-	}
+	dst := moveTargetDir(a.plan.Target.DataRoot, a.plan.User.Home)
 	for _, vp := range a.plan.Volumes {
-		if !vp.CopyData {
+		if !vp.CopyData || moveResumes(a.st, vp.Name, vp.SourcePath) {
 			continue
 		}
 		if vs := a.st.Volumes[vp.Name]; vs != nil && vs.Moved {
 			continue
 		}
-		if err := checkSameMount(vp.Name, filepath.Dir(vp.SourcePath), dst); err != nil {
+		if err := checkVolumeMove(vp.Name, vp.SourcePath, dst); err != nil {
 			return err
 		}
 	}
@@ -395,38 +410,21 @@ func (a *applier) verifyCopy(ctx context.Context, vs *VolumeState) error {
 }
 
 // moveVolume renames the source data into the target volume and shifts it
-// in place with a journal.
+// in place with a journal. Each step can be killed and resumed: the
+// journal directory is recorded before the rename, which never replaces an
+// entry, and the shift resumes from its journal.
 func (a *applier) moveVolume(ctx context.Context, vs *VolumeState) error {
 	if vs.JournalDir == "" {
 		vs.JournalDir = a.journalDir("volume", vs.Name)
+		// saved before anything is renamed: a rollback after a crash in
+		// between then looks for the data in the target
+		if err := a.save(); err != nil {
+			return err
+		}
 	}
 	if !vs.Moved {
-		if _, err := os.Lstat(vs.SourcePath); errors.Is(err, os.ErrNotExist) {
-			// A crash after the rename and before the state was saved.
-			if _, err := os.Lstat(vs.TargetPath); err != nil {
-				return fmt.Errorf("move volume %s: neither %s nor %s exists", vs.Name, vs.SourcePath, vs.TargetPath)
-			}
-		} else {
-			if err := a.checkMove(vs); err != nil {
-				return err
-			}
-			if err := a.checkTargetPath(vs); err != nil {
-				return err
-			}
-			empty, err := dirEmpty(vs.TargetPath)
-			if err != nil {
-				return fmt.Errorf("move volume %s: %w", vs.Name, err)
-			}
-			if !empty {
-				return fmt.Errorf("move volume %s: target %s is not empty", vs.Name, vs.TargetPath)
-			}
-			if err := os.Remove(vs.TargetPath); err != nil {
-				return fmt.Errorf("move volume %s: %w", vs.Name, err)
-			}
-			if err := os.Rename(vs.SourcePath, vs.TargetPath); err != nil {
-				_ = os.Mkdir(vs.TargetPath, 0o755)
-				return fmt.Errorf("move volume %s: %w", vs.Name, err)
-			}
+		if err := a.renameIntoTarget(vs); err != nil {
+			return err
 		}
 		vs.Moved = true
 		if err := a.save(); err != nil {
@@ -447,6 +445,77 @@ func (a *applier) moveVolume(ctx context.Context, vs *VolumeState) error {
 	}
 	vs.Synced, vs.Files, vs.Bytes = true, rep.Files, rep.Bytes
 	return a.save()
+}
+
+// renameIntoTarget replaces the empty directory the rootless daemon made
+// for the volume with the source's data directory. A run killed after the
+// rename finds the source gone and the data in the target; one killed
+// after removing the empty target finds no target and renames.
+func (a *applier) renameIntoTarget(vs *VolumeState) error {
+	if err := a.checkTargetPath(vs); err != nil {
+		return err
+	}
+	_, srcErr := os.Lstat(vs.SourcePath)
+	empty, tgtErr := dirEmpty(vs.TargetPath)
+	switch {
+	case errors.Is(srcErr, os.ErrNotExist):
+		if tgtErr != nil {
+			return fmt.Errorf("move volume %s: neither %s nor %s exists", vs.Name, vs.SourcePath, vs.TargetPath)
+		}
+		return nil // renamed by a run killed before it saved the state
+	case srcErr != nil:
+		return fmt.Errorf("move volume %s: %w", vs.Name, srcErr)
+	}
+	if err := a.checkMove(vs); err != nil {
+		return err
+	}
+	switch {
+	case tgtErr == nil && !empty:
+		return fmt.Errorf("move volume %s: target %s is not empty", vs.Name, vs.TargetPath)
+	case tgtErr == nil:
+		if err := os.Remove(vs.TargetPath); err != nil {
+			return fmt.Errorf("move volume %s: %w", vs.Name, err)
+		}
+	case !errors.Is(tgtErr, os.ErrNotExist): // else removed by a killed run
+		return fmt.Errorf("move volume %s: %w", vs.Name, tgtErr)
+	}
+	if err := RenameDir(vs.SourcePath, vs.TargetPath); err != nil {
+		if rerr := emptyTargetDir(vs.TargetPath, a.o.Map); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		var xfs *CrossFilesystemError
+		if errors.As(err, &xfs) {
+			return &SameFilesystemError{Volume: vs.Name, Source: vs.SourcePath, Target: filepath.Dir(vs.TargetPath), Reason: xfs.Reason}
+		}
+		return fmt.Errorf("move volume %s: %w", vs.Name, err)
+	}
+	a.logf("volume %s: renamed into %s", vs.Name, vs.TargetPath)
+	return nil
+}
+
+// emptyTargetDir (re)creates the empty _data directory of a target volume
+// as the rootless daemon makes it: mode 0755, owned by the user (the
+// container's root). An existing empty directory is only given that owner.
+func emptyTargetDir(path string, m chown.IDMap) error {
+	if err := os.Mkdir(path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("recreate %s: %w", path, err)
+	}
+	// by fd, opened without following a symlink: the parent is the user's
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if uid, ok := m.HostUID(0); ok {
+		gid, _ := m.HostGID(0)
+		if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
+			return fmt.Errorf("chown %s: %w", path, err)
+		}
+	}
+	if err := unix.Fchmod(fd, 0o755); err != nil {
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return nil
 }
 
 // shiftBind shifts a bind-mounted host path in place with a journal.

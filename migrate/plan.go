@@ -87,6 +87,11 @@ type Options struct {
 	// not reported unmappable (they are the shifted ones) and apply resumes
 	// the shift from its journal. Nil means none was.
 	ShiftedBind func(src string) bool
+	// MovedVolume reports whether an earlier, unfinished run began to move
+	// the volume name (--volumes move, [State.VolumeMoveStarted]); when its
+	// source data is gone the move resumes and the source is not audited.
+	// Nil means none did.
+	MovedVolume func(name string) bool
 	// ComposeHash asks compose for the config hash of each service of a
 	// project (compose.go); nil, or an error, means compose recreates the
 	// services whose file entries the rewrite changes.
@@ -1026,7 +1031,8 @@ func (b *builder) mounts(ctx context.Context) error {
 	}
 	for _, name := range volOrder {
 		vp := vols[name]
-		if vp.CopyData && b.opts.Audit != nil {
+		resumed := vp.CopyData && b.moveResumed(name, vp.SourcePath)
+		if vp.CopyData && b.opts.Audit != nil && !resumed {
 			r, err := b.opts.Audit(ctx, vp.SourcePath)
 			if err != nil {
 				return fmt.Errorf("audit volume %s: %w", name, err)
@@ -1034,7 +1040,7 @@ func (b *builder) mounts(ctx context.Context) error {
 			vp.Audit = r
 			b.ownershipFindings("volume "+name, r)
 		}
-		if vp.CopyData && b.opts.Volumes == VolumesMove {
+		if vp.CopyData && b.opts.Volumes == VolumesMove && !resumed {
 			b.checkSameFS(name, vp.SourcePath)
 		}
 		b.p.Volumes = append(b.p.Volumes, *vp)
@@ -1112,28 +1118,37 @@ func auditFile(src string, st *syscall.Stat_t, m chown.IDMap) *chown.Report {
 	return r
 }
 
-// checkSameFS refuses --volumes move across filesystems.
+// checkSameFS refuses --volumes move when a volume's data cannot be renamed
+// into the target's data root: the test apply makes (checkVolumeMove), so a
+// dry run and a real run agree. One filesystem is enough: where the two are
+// different mounts of it (dockerd bind-mounts /var/lib/docker onto itself)
+// the rename goes through a clone of a mount holding both.
 func (b *builder) checkSameFS(name, src string) {
-	root := b.p.Target.DataRoot
-	if root == "" {
-		root = filepath.Join(b.opts.User.Home, ".local/share/docker")
-	}
-	dst := filepath.Join(root, "volumes")
-	if _, err := os.Stat(dst); err != nil {
-		dst = root
-	}
-	// The same test apply makes (SameMount): one device is not enough, a
-	// bind mount of it is another mount and rename(2) fails with EXDEV.
-	same, err := SameMount(filepath.Dir(src), dst)
-	if err != nil {
+	dst := moveTargetDir(b.p.Target.DataRoot, b.opts.User.Home)
+	err := checkVolumeMove(name, src, dst)
+	var xfs *SameFilesystemError
+	switch {
+	case errors.As(err, &xfs):
+		b.p.addf(CodeMoveCrossFS, Blocker, "", name, "use --volumes copy",
+			"volume %s cannot be moved into the target's data root %s: %s", name, dst, xfs.Reason)
+	case err != nil:
 		b.p.addf(CodeMoveCrossFS, Blocker, "", name, "use --volumes copy",
 			"volume %s cannot be checked for a move into %s: %v", name, dst, err)
-		return
 	}
-	if !same {
-		b.p.addf(CodeMoveCrossFS, Blocker, "", name, "use --volumes copy",
-			"volume %s lies on another filesystem or mount than the target's data root %s: it cannot be moved", name, dst)
+}
+
+// moveResumed reports (and notes in the plan) a volume whose move an
+// earlier, unfinished run began and whose source data is gone: apply
+// resumes the move, so the source is neither audited nor checked.
+func (b *builder) moveResumed(name, src string) bool {
+	if b.opts.Volumes != VolumesMove || b.opts.MovedVolume == nil || !b.opts.MovedVolume(name) {
+		return false
 	}
+	if _, err := os.Lstat(src); !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	b.p.addf(CodeResume, Info, "", name, "", "volume %s was moved into the target by an earlier run; the move resumes", name)
+	return true
 }
 
 // ownershipFindings turns an audit into findings.

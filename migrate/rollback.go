@@ -226,41 +226,15 @@ func (e *rollbackEnv) restoreVolume(ctx context.Context, name string, names []st
 		return nil
 	}
 	if other := e.usedElsewhere(names, func(ss *ServiceState) bool { return slices.Contains(ss.Volumes, name) }); other != "" {
-		if vs.Moved {
+		if e.st.VolumeMoveStarted(name) {
 			return fmt.Errorf("volume %s is also used by migrated %s: roll both back together", name, other)
 		}
 		return nil
 	}
-	if vs.Moved {
-		suffix := filepath.Join("/.local/share/docker/volumes", name, "_data")
-		if !strings.HasSuffix(filepath.Clean(vs.TargetPath), suffix) {
-			return &UnsafeTargetError{name, vs.TargetPath, "it does not end in " + suffix}
-		}
-		if err := noSymlinks(name, vs.TargetPath); err != nil {
+	if e.st.VolumeMoveStarted(name) {
+		if err := e.moveBack(ctx, vs); err != nil {
 			return err
 		}
-		if journalExists(vs.JournalDir) {
-			if _, err := e.files.Reverse(ctx, vs.TargetPath, chown.Options{Map: e.m, MapUnmappableToOverflow: e.unm, JournalDir: vs.JournalDir}); err != nil {
-				return fmt.Errorf("shift back volume %s: %w", name, err)
-			}
-		}
-		if err := os.Rename(vs.TargetPath, vs.SourcePath); err != nil {
-			return fmt.Errorf("move volume %s back: %w", name, err)
-		}
-		if err := os.Mkdir(vs.TargetPath, 0o755); err != nil {
-			return fmt.Errorf("volume %s: recreate empty target: %w", name, err)
-		}
-		if uid, ok := e.m.HostUID(0); ok {
-			gid, _ := e.m.HostGID(0)
-			_ = os.Chown(vs.TargetPath, int(uid), int(gid))
-		}
-		vs.Moved, vs.Synced, vs.Presynced = false, false, false
-		// The journal belongs to the shift just undone; a new move starts a
-		// new one.
-		if vs.JournalDir != "" {
-			_ = os.RemoveAll(vs.JournalDir)
-		}
-		e.prog.Logf("volume %s: moved back to %s", name, vs.SourcePath)
 	}
 	if purge && vs.Created {
 		if _, err := e.tgt.VolumeRemove(ctx, name, client.VolumeRemoveOptions{}); err != nil && !isNotFound(err) {
@@ -272,6 +246,87 @@ func (e *rollbackEnv) restoreVolume(ctx context.Context, name string, names []st
 		// Kept; a new migration copies it again with a delta sync.
 		vs.Synced = false
 	}
+	return e.st.Save()
+}
+
+// moveBack undoes a volume's move: the shift is reversed from its journal,
+// the data renamed back to the source (through a clone of a mount when the
+// two data roots are different mounts of one filesystem, as the move did)
+// and an empty target directory recreated. Which steps are left is read
+// from the filesystem, so a rollback killed anywhere, or one after a move
+// killed anywhere, finishes the job when run again:
+//
+//	source gone, target holds the data     reverse, rename back, recreate
+//	source back, target gone               recreate the empty target
+//	source back, target empty              nothing but the state (done)
+//	source there, no move recorded         nothing (the move never renamed)
+func (e *rollbackEnv) moveBack(ctx context.Context, vs *VolumeState) error {
+	name := vs.Name
+	suffix := filepath.Join("/.local/share/docker/volumes", name, "_data")
+	if !strings.HasSuffix(filepath.Clean(vs.TargetPath), suffix) {
+		return &UnsafeTargetError{name, vs.TargetPath, "it does not end in " + suffix}
+	}
+	if err := noSymlinks(name, vs.TargetPath); err != nil {
+		return err
+	}
+	_, srcErr := os.Lstat(vs.SourcePath)
+	empty, tgtErr := dirEmpty(vs.TargetPath)
+	if srcErr != nil && !errors.Is(srcErr, os.ErrNotExist) {
+		return fmt.Errorf("move volume %s back: %w", name, srcErr)
+	}
+	if tgtErr != nil && !errors.Is(tgtErr, os.ErrNotExist) {
+		return fmt.Errorf("move volume %s back: %w", name, tgtErr)
+	}
+	srcThere, tgtThere := srcErr == nil, tgtErr == nil
+	switch {
+	case !srcThere && !tgtThere:
+		return fmt.Errorf("move volume %s back: neither %s nor %s exists", name, vs.SourcePath, vs.TargetPath)
+	case !srcThere:
+		status := "none"
+		if vs.JournalDir != "" {
+			var err error
+			if status, err = chown.JournalStatus(vs.JournalDir); err != nil {
+				return fmt.Errorf("shift back volume %s: %w", name, err)
+			}
+		}
+		// "none": killed before the shift journaled anything, nothing changed
+		if vs.Synced || status != "none" {
+			rep, err := e.files.Reverse(ctx, vs.TargetPath, chown.Options{Map: e.m, MapUnmappableToOverflow: e.unm, JournalDir: vs.JournalDir})
+			if err != nil {
+				return fmt.Errorf("shift back volume %s: %w", name, err)
+			}
+			e.prog.Logf("volume %s: owners restored (%d entries)", name, rep.Changed)
+		}
+		if err := RenameDir(vs.TargetPath, vs.SourcePath); err != nil {
+			return fmt.Errorf("move volume %s back: %w", name, err)
+		}
+		fallthrough
+	case !tgtThere:
+		if err := emptyTargetDir(vs.TargetPath, e.m); err != nil {
+			return fmt.Errorf("volume %s: recreate empty target: %w", name, err)
+		}
+	case !empty:
+		if !vs.Moved {
+			// the move was recorded but its rename never happened
+			return nil
+		}
+		return fmt.Errorf("move volume %s back: both %s and %s hold data; move one aside", name, vs.SourcePath, vs.TargetPath)
+	default:
+		// back already; the empty target may have missed its owner
+		if err := emptyTargetDir(vs.TargetPath, e.m); err != nil {
+			return fmt.Errorf("volume %s: recreate empty target: %w", name, err)
+		}
+	}
+	vs.Moved, vs.Synced, vs.Presynced = false, false, false
+	// The journal belongs to the shift just undone; a new move starts a
+	// new one.
+	if vs.JournalDir != "" {
+		if err := os.RemoveAll(vs.JournalDir); err != nil {
+			return fmt.Errorf("volume %s: remove journal: %w", name, err)
+		}
+		vs.JournalDir = ""
+	}
+	e.prog.Logf("volume %s: moved back to %s", name, vs.SourcePath)
 	return e.st.Save()
 }
 

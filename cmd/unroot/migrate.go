@@ -211,6 +211,7 @@ func buildPlan(ctx context.Context, g *globalOptions, u targetUser, opts *migrat
 		Migrated:      st.migrated,
 		Owned:         st.owned,
 		ShiftedBind:   st.st.BindShifted,
+		MovedVolume:   st.st.VolumeMoveStarted,
 		ComposeHash:   composeHasher(srcHost),
 		Prerequisites: prereqs,
 	})
