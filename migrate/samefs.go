@@ -313,9 +313,14 @@ func openRename(src, dstDir string) (*renamer, error) {
 	if !ok1 || !ok2 {
 		return nil, xdev("their paths are not below their mount points %s and %s", ms.MountPoint, md.MountPoint)
 	}
-	cands := cloneCandidates(mounts, ent.Dev_major, ent.Dev_minor, srcFS, dstFS)
+	// Mounts are matched by mountinfo's device, the superblock's: on btrfs
+	// st_dev is the subvolume's and differs from it.
+	if ms.Major != md.Major || ms.Minor != md.Minor {
+		return nil, xdev("their mounts are of different filesystems (%d:%d and %d:%d)", ms.Major, ms.Minor, md.Major, md.Minor)
+	}
+	cands := cloneCandidates(mounts, ms.Major, ms.Minor, srcFS, dstFS)
 	if len(cands) == 0 {
-		return nil, xdev("they are on one filesystem (%s) but no mount of it shows both %s and %s", ent.devString(), srcFS, dstFS)
+		return nil, xdev("they are on one filesystem (%d:%d) but no mount of it shows both %s and %s", ms.Major, ms.Minor, srcFS, dstFS)
 	}
 	var errs []error
 	for _, c := range cands {

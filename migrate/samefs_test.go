@@ -112,10 +112,12 @@ func TestCloneCandidates(t *testing.T) {
 		{"docker self-bind", "docker-selfbind", 254, 0, vol, home, []int{27}, [2]string{"var/lib/docker/volumes/v", "home/alice/.local/share/docker/volumes"}},
 		// both below /var/lib/docker: the deeper root first
 		{"deeper root first", "docker-selfbind", 254, 0, vol, "/var/lib/docker/tmp", []int{45, 27}, [2]string{"volumes/v", "tmp"}},
-		// btrfs subvolumes @ and @home, the top level not mounted
-		{"btrfs subvolumes", "btrfs-subvolumes", 0, 31, "/@" + vol, "/@home" + strings.TrimPrefix(home, "/home"), nil, [2]string{}},
-		// the top level mounted twice: the writable one first
-		{"btrfs top level", "btrfs-toplevel", 0, 31, "/@" + vol, "/@home/alice", []int{71, 70}, [2]string{"@" + vol, "@home/alice"}},
+		// btrfs: / is subvolume @, dockerd binds @/var/lib/docker
+		{"btrfs self-bind", "btrfs-subvolumes", 0, 31, "/@" + vol, "/@/home/alice", []int{25}, [2]string{"var/lib/docker/volumes/v", "home/alice"}},
+		// subvolumes @ and @home (st_dev already tells them apart)
+		{"btrfs subvolumes apart", "btrfs-subvolumes", 0, 31, "/@" + vol, "/@home/alice", nil, [2]string{}},
+		// the top level also mounted twice: writable first, then the deepest root
+		{"btrfs top level", "btrfs-toplevel", 0, 31, "/@" + vol, "/@/srv", []int{25, 71, 70}, [2]string{"var/lib/docker/volumes/v", "srv"}},
 		// a namespace file's mount is no candidate
 		{"nsfs", "docker-selfbind", 0, 4, vol, home, nil, [2]string{}},
 	}
