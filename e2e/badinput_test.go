@@ -444,7 +444,22 @@ func TestBadInputBlockers(t *testing.T) {
 	e.quickContainer(pa, "--restart", "always", "-p", "127.0.0.1:187:80")
 	e.quickContainer(pb, "--restart", "always", "-p", "127.0.0.1:8187:80")
 
-	prep(moveVol, "echo x > /d/f")
+	// The move case needs a real second filesystem: the rig's
+	// /var/lib/docker and /home are one, and a move across two mounts of
+	// one filesystem works. A small tmpfs on the source volume's _data
+	// (mounted before anything is written to it) is that filesystem.
+	e.Docker(t, false, "volume", "create", moveVol)
+	moveData := e.volumeDir(moveVol)
+	if err := unix.Mount("tmpfs", moveData, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,mode=0755"); err != nil {
+		t.Fatalf("mount a tmpfs on %s: %v", moveData, err)
+	}
+	// runs before newMigEnv's cleanup removes the volume
+	t.Cleanup(func() {
+		if err := unix.Unmount(moveData, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", moveData, err)
+		}
+	})
+	e.Docker(t, false, "run", "--rm", "-v", moveVol+":/d", e.Image, "sh", "-c", "echo x > /d/f")
 	e.quickContainer(move, "-v", moveVol+":/d")
 
 	dockerDir := filepath.Join("/var/lib/docker", badPrefix+"bind")
@@ -500,34 +515,27 @@ func TestBadInputBlockers(t *testing.T) {
 		})
 	}
 
-	// --volumes move needs the source volume and the target data root on
-	// one mount; the rig's /var/lib/docker is a bind mount of its own, so
-	// the rename would fail with EXDEV. The run refuses before any change.
-	vdir := filepath.Dir(e.volumeDir(moveVol))
-	t.Run("volumes move across mounts", func(t *testing.T) {
-		if sameMount(t, vdir, filepath.Join(e.Home, ".local/share/docker")) {
-			Skip(t, "on this host the volume and the rootless data root share a mount: move would work")
-		}
+	// --volumes move needs the source volume's data and the target data
+	// root on one filesystem (two mounts of it are fine: the rename goes
+	// through a clone of a mount holding both). Here the data is on its own
+	// tmpfs: the run refuses before any change, naming the two devices.
+	vdir := filepath.Dir(moveData)
+	t.Run("volumes move across filesystems", func(t *testing.T) {
 		before := e.snap(t, []string{move}, e.stateDir, vdir)
+		dry := e.UnrootEnv(t, nil, e.args("migrate", "--dry-run", "--format", "json", "--volumes", "move", move)...)
+		if f := findFinding(t, dry, "move-cross-filesystem"); dry.Code != 1 || f == nil || f.Severity != "blocker" || !strings.Contains(f.Message, "different filesystems") {
+			t.Errorf("dry run: exit %d, finding %+v; want 1 and a blocker naming different filesystems", dry.Code, f)
+		}
 		res := e.UnrootEnv(t, nil, e.args("migrate", "--yes", "--volumes", "move", move)...)
 		wantRefusal(t, "move", res, 1, "cannot be moved", "--volumes copy")
-		e.unchanged(t, "volumes move", before)
-	})
-}
-
-// sameMount reports whether a and b are on one mount (statx mount id).
-func sameMount(t *testing.T, a, b string) bool {
-	t.Helper()
-	var sa, sb unix.Statx_t
-	for _, x := range []struct {
-		p  string
-		st *unix.Statx_t
-	}{{a, &sa}, {b, &sb}} {
-		if err := unix.Statx(unix.AT_FDCWD, x.p, 0, unix.STATX_MNT_ID, x.st); err != nil {
-			t.Fatalf("statx %s: %v", x.p, err)
+		if !strings.Contains(res.Stderr, "different filesystems") {
+			t.Errorf("the refusal does not say why:\n%s", res.Stderr)
 		}
-	}
-	return sa.Mnt_id == sb.Mnt_id
+		e.unchanged(t, "volumes move", before)
+		if b, err := os.ReadFile(filepath.Join(moveData, "f")); err != nil || string(b) != "x\n" {
+			t.Errorf("the source data after a refused move: %q %v", b, err)
+		}
+	})
 }
 
 // planFinding is the part of a plan finding the tests read.
