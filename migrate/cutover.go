@@ -294,9 +294,13 @@ func (a *applier) commit(ctx context.Context, s *Service, ss *ServiceState) erro
 		return nil
 	}
 	ref := CommitRepo + ":" + commitTag(s.Container)
+	if ss.CommittedImage == "" && a.committedEarlier(ctx, s, ss, ref) {
+		ss.CommittedImage = ref
+		a.logf("%s: reusing %s, committed by an interrupted run", s.Container, ref)
+	}
 	if ss.CommittedImage == "" {
 		if _, err := a.o.Source.ContainerCommit(ctx, ss.SourceID, client.ContainerCommitOptions{
-			Reference: ref, Comment: "unroot: writable layer of " + s.Container, NoPause: true,
+			Reference: ref, Comment: commitComment(s.Container), NoPause: true,
 		}); err != nil {
 			return fmt.Errorf("commit %s: %w", s.Container, err)
 		}
@@ -312,6 +316,27 @@ func (a *applier) commit(ctx context.Context, s *Service, ss *ServiceState) erro
 	}
 	ss.Image = ss.CommittedImage
 	return a.save()
+}
+
+// commitComment is the comment of the image committed from container name.
+func commitComment(name string) string { return "unroot: writable layer of " + name }
+
+// committedEarlier reports whether ref in the source is this cutover's commit
+// of the stopped source by a run killed before it recorded it (the transfer
+// that follows takes a while): unroot's comment, created after the cutover
+// started, which stopped the source before committing. Committing again
+// would leave that image behind untagged in the source (and in the target
+// when its transfer had finished).
+func (a *applier) committedEarlier(ctx context.Context, s *Service, ss *ServiceState, ref string) bool {
+	if ss.Started.IsZero() {
+		return false
+	}
+	img, err := a.o.Source.ImageInspect(ctx, ref)
+	if err != nil || img.Comment != commitComment(s.Container) {
+		return false
+	}
+	created, err := time.Parse(time.RFC3339Nano, img.Created)
+	return err == nil && !created.Before(ss.Started)
 }
 
 // commitTag makes a container name a valid tag ([\w][\w.-]{0,127}).
