@@ -7,8 +7,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,19 +31,17 @@ import (
 // dst entries that src no longer has. A migration runs it once while the
 // containers run and once more after they stop.
 //
-// Unless opts.NoPreflight is set, Copy audits src first and returns the
-// audit with a [*BlockedError] before writing anything when opts do not
-// allow what it found.
+// Copy walks src once. Inodes with more than one link are copied only
+// after the walk has seen the whole tree, and only when every link lies
+// inside it, so the content of a file hardlinked from outside src never
+// reaches dst. When the walk meets something opts do not allow (an
+// unmappable id, a malformed ACL or capability, a device node, a hardlink
+// to a file outside src), it stops writing, finishes the census, and
+// returns the whole audit with a [*BlockedError]; a dst Copy created or
+// found empty is emptied again, while a refused Update leaves dst as far as
+// it got (the caller's previous copy, partly refreshed). [Audit] tells the
+// same without writing anything.
 func Copy(ctx context.Context, src, dst string, opts Options) (*Report, error) {
-	if !opts.NoPreflight {
-		pre, err := Audit(ctx, src, opts)
-		if err != nil {
-			return nil, err
-		}
-		if b := pre.Blocking(opts); b != nil {
-			return pre, b
-		}
-	}
 	c := &copier{}
 	w, err := newWalker(ctx, src, &opts, modeCopy, c)
 	if err != nil {
@@ -68,7 +68,122 @@ func Copy(ctx context.Context, src, dst string, opts Options) (*Report, error) {
 	if err := w.run(); err != nil {
 		return nil, fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
-	return w.rep.report(src), nil
+	w.ctx = ctx // the walk's group context ended with the walk
+	rep := w.rep.report(src)
+	if b := rep.Blocking(opts); b != nil {
+		if !opts.Update {
+			if err := emptyDir(w, c.dstRoot); err != nil {
+				return nil, fmt.Errorf("copy %s to %s: refused (%v), and emptying %s failed: %w", src, dst, b, dst, err)
+			}
+		}
+		rep.Changed = 0
+		return rep, b
+	}
+	if err := c.finishLinks(ctx, w); err != nil {
+		return nil, fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	rep.Changed = w.rep.changed.Load()
+	rep.Unchanged = w.rep.unchanged.Load()
+	return rep, nil
+}
+
+// emptyDir removes everything in the directory open as fd.
+func emptyDir(w *walker, fd int) error {
+	names, err := readNames(fd)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := removeAt(w, fd, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deferredLink is an entry of an inode with several links, copied or linked
+// once the walk has seen every link: in is the directory it is in.
+type deferredLink struct {
+	e  *entry
+	in *entry
+}
+
+// finishLinks copies the first link of each multi-link inode and links the
+// others to it, then gives their directories back their metadata (adding an
+// entry moved their mtime). Directories are reached again below the roots
+// without following a symlink or crossing a mount; a source file is read
+// only if it still is the inode the walk saw.
+func (c *copier) finishLinks(ctx context.Context, w *walker) error {
+	if len(c.deferred) == 0 {
+		return nil
+	}
+	// first links before further ones, each group in path order
+	slices.SortFunc(c.deferred, func(a, b deferredLink) int {
+		if a.e.dup != b.e.dup {
+			if a.e.dup {
+				return 1
+			}
+			return -1
+		}
+		return strings.Compare(a.e.rel, b.e.rel)
+	})
+	dirs := map[string]*entry{}
+	for _, dl := range c.deferred {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := dl.e
+		dir := strings.TrimSuffix(path.Dir(e.rel), "/")
+		if dir == "." {
+			dir = ""
+		}
+		d := &dirState{fd: -1, dstFd: -1, self: dl.in}
+		var err error
+		if d.fd, err = c.open(w.rootFd, dir); err == nil {
+			d.dstFd, err = c.open(c.dstRoot, dir)
+		}
+		if err == nil {
+			if e.dup {
+				err = c.link(w, d, e)
+			} else {
+				li := w.links.get(e)
+				err = c.one(w, d, e)
+				if li != nil {
+					c.finish(li, err == nil)
+				}
+			}
+		}
+		if d.fd >= 0 {
+			unix.Close(d.fd)
+		}
+		if d.dstFd >= 0 {
+			unix.Close(d.dstFd)
+		}
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", e.rel, err)
+		}
+		dirs[dir] = dl.in
+	}
+	for dir, de := range dirs {
+		fd, err := c.open(c.dstRoot, dir)
+		if err != nil {
+			return fmt.Errorf("open %s in dst: %w", de.rel, err)
+		}
+		err = c.meta(w, fd, "", de)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", de.rel, err)
+		}
+	}
+	return nil
+}
+
+// open opens the directory rel ("" for the root itself) below root.
+func (c *copier) open(root int, rel string) (int, error) {
+	if rel == "" {
+		return unix.Dup(root)
+	}
+	return openBeneath(root, rel)
 }
 
 // openDst opens (creating it when missing) the destination root and checks
@@ -156,6 +271,10 @@ func inside(a, b int) bool {
 type copier struct {
 	dstRoot int
 	once    sync.Map // *linkInfo → struct{}: first links finished
+	blocked atomic.Bool
+
+	mu       sync.Mutex
+	deferred []deferredLink
 }
 
 func (c *copier) enterDir(w *walker, d *dirState) error {
@@ -229,39 +348,27 @@ func (c *copier) leaveDir(w *walker, d *dirState) error {
 }
 
 func (c *copier) entries(w *walker, d *dirState, es []*entry) error {
-	// First links before further links, so a goroutine never waits for a
-	// first link that it holds itself.
-	var firsts []*linkInfo
-	defer func() {
-		for _, li := range firsts {
-			c.finish(li, false)
-		}
-	}()
 	for _, e := range es {
-		if e == d.self || e.dup {
+		if e == d.self {
 			continue
 		}
-		if err := w.blockedBy(e); err != nil {
-			return err
+		if w.blockedBy(e) != nil {
+			c.blocked.Store(true)
+			continue
 		}
-		var li *linkInfo
-		if e.nlink > 1 {
-			if li = w.links.get(e); li != nil {
-				firsts = append(firsts, li)
-			}
+		if c.blocked.Load() {
+			continue // refused: the walk only counts from here on
+		}
+		if e.nlink > 1 && e.typ != unix.S_IFDIR {
+			// its other links may lie outside the tree: copied at the end
+			cp := *e
+			c.mu.Lock()
+			c.deferred = append(c.deferred, deferredLink{e: &cp, in: d.self})
+			c.mu.Unlock()
+			continue
 		}
 		if err := c.one(w, d, e); err != nil {
 			return fmt.Errorf("copy %s: %w", e.rel, err)
-		}
-		if li != nil {
-			c.finish(li, true)
-		}
-	}
-	for _, e := range es {
-		if e != d.self && e.dup {
-			if err := c.link(w, d, e); err != nil {
-				return fmt.Errorf("link %s: %w", e.rel, err)
-			}
 		}
 	}
 	return nil

@@ -241,3 +241,60 @@ func TestCopyDataShapes(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyBlocked checks a refused Copy: it returns the whole census with a
+// *BlockedError, leaves a fresh dst empty again, and never writes the
+// content of a file hardlinked from outside src (multi-link inodes are
+// copied only after the walk has seen every link).
+func TestCopyBlocked(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts func(*Options)
+		prep func(t *testing.T, f *tree)
+		want error
+	}{
+		{"unmappable", func(o *Options) { o.MapUnmappableToOverflow = false }, nil, ErrUnmappable},
+		{"device", func(o *Options) { o.AllowDevices = false }, nil, ErrDeviceNode},
+		{"external hardlink", nil, func(t *testing.T, f *tree) {
+			outside := filepath.Join(t.TempDir(), "secret")
+			if err := os.WriteFile(outside, []byte("host secret"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Link(outside, filepath.Join(f.root, "links", "secret")); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrExternalHardlinks},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := buildFixture(t)
+			if c.prep != nil {
+				c.prep(t, f)
+			}
+			opts := fullOptions(t)
+			if c.opts != nil {
+				c.opts(&opts)
+			}
+			full, err := Audit(context.Background(), f.root, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(t.TempDir(), "dst")
+			rep, err := Copy(context.Background(), f.root, dst, opts)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("Copy = %v, want %v", err, c.want)
+			}
+			var b *BlockedError
+			if !errors.As(err, &b) || b.Hint() == "" || rep == nil {
+				t.Fatalf("want a *BlockedError with a hint and the census, got %v, %v", err, rep)
+			}
+			if rep.Files != full.Files || rep.Dirs != full.Dirs || rep.UnmappableEntries != full.UnmappableEntries ||
+				rep.Devices != full.Devices || rep.ExternalHardlinks != full.ExternalHardlinks || rep.Changed != 0 {
+				t.Errorf("refused copy's census %+v differs from the audit's %+v (or says it changed something)", rep, full)
+			}
+			names, err := os.ReadDir(dst)
+			if err != nil || len(names) != 0 {
+				t.Errorf("a refused copy left %d entries in dst (%v)", len(names), err)
+			}
+		})
+	}
+}

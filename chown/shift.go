@@ -135,6 +135,7 @@ func Shift(ctx context.Context, root string, opts Options) (*Report, error) {
 		rep.Changed, rep.Undone = 0, rev.Changed
 		return rep, b
 	}
+	w.ctx = ctx // the walk's group context ended with the walk
 	if err := sh.finishLinks(ctx, w); err != nil {
 		return nil, fmt.Errorf("shift %s: %w", root, err)
 	}

@@ -171,7 +171,6 @@ func TestShiftBlocked(t *testing.T) {
 	}{
 		{"unmappable", func(o *Options) { o.MapUnmappableToOverflow = false }, ErrUnmappable},
 		{"device", func(o *Options) { o.AllowDevices = false }, ErrDeviceNode},
-		{"unmappable without preflight", func(o *Options) { o.MapUnmappableToOverflow = false; o.NoPreflight = true }, ErrUnmappable},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := buildFixture(t)

@@ -42,12 +42,6 @@ type Options struct {
 	// mtime, mode and (shifted) owner already match are not rewritten, and
 	// dst entries that no longer exist in src are removed.
 	Update bool
-	// NoPreflight skips the [Audit] pass Copy runs first to refuse before
-	// writing anything. Set it only when the caller has just audited the
-	// same tree with the same options: a blocking entry then stops the copy
-	// midway. Shift has no such pass (it refuses and puts back what it
-	// changed, see [Shift]) and ignores it.
-	NoPreflight bool
 	// Progress, when set, is called from the workers with running totals of
 	// the files and bytes walked. It must be cheap and safe for concurrent
 	// use.
@@ -76,7 +70,7 @@ var (
 	ErrNotEmpty = errors.New("destination is not empty")
 )
 
-// BlockedError is returned, with the report of the preflight audit, when a
+// BlockedError is returned, with the census of the refused walk, when a
 // tree holds entries that the options do not allow to shift or copy. It
 // wraps [ErrUnmappable], [ErrDeviceNode] and [ErrExternalHardlinks] as they
 // apply.

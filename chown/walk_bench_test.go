@@ -54,7 +54,7 @@ func BenchmarkAudit(b *testing.B) {
 func BenchmarkShift(b *testing.B) {
 	root := benchTree(b, 10000)
 	for b.Loop() {
-		opts := Options{Map: testMap(b), JournalDir: b.TempDir(), NoPreflight: true}
+		opts := Options{Map: testMap(b), JournalDir: b.TempDir()}
 		if _, err := Shift(context.Background(), root, opts); err != nil {
 			b.Fatal(err)
 		}
