@@ -787,7 +787,7 @@ func (c *cuCommit) migrated(what string, ref map[string]string) map[string]strin
 }
 
 // rolledBack: checkRolledBack, the page on 123, and the source still holds
-// its writable layer.
+// its writable layer, and no committed image is left in either daemon.
 func (c *cuCommit) rolledBack(what string) {
 	c.t.Helper()
 	c.checkRolledBack(what, c.b)
@@ -796,6 +796,13 @@ func (c *cuCommit) rolledBack(what string) {
 	}
 	if got := c.wlFile(false); got != c.wl {
 		c.t.Errorf("%s: the source's /opt/wl/file is %q, was %q", what, got, c.wl)
+	}
+	// the rollback drops the committed image from both daemons: a later
+	// migration commits afresh, and the old one would linger untagged
+	for _, target := range []bool{false, true} {
+		if ids := commitImages(c.migEnv, target, cuWL); len(ids) != 0 {
+			c.t.Errorf("%s: %d images committed from %s left in the %s daemon after the rollback: %v", what, len(ids), cuWL, map[bool]string{true: "target", false: "source"}[target], ids)
+		}
 	}
 }
 

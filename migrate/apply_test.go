@@ -188,6 +188,16 @@ func (d *afDaemon) ContainerCommit(_ context.Context, id string, o client.Contai
 	return client.ContainerCommitResult{ID: "sha256:committed"}, d.record("commit " + o.Reference)
 }
 
+func (d *afDaemon) ImageRemove(_ context.Context, ref string, _ client.ImageRemoveOptions) (client.ImageRemoveResult, error) {
+	for id, tags := range d.images {
+		if id == ref || slices.Contains(tags, ref) {
+			delete(d.images, id)
+			return client.ImageRemoveResult{}, d.record("rmi " + ref)
+		}
+	}
+	return client.ImageRemoveResult{}, fakeNotFound{"image " + ref}
+}
+
 func (d *afDaemon) ContainerUpdate(_ context.Context, id string, o client.ContainerUpdateOptions) (client.ContainerUpdateResult, error) {
 	c := d.find(id)
 	return client.ContainerUpdateResult{}, d.record(fmt.Sprintf("update %s restart=%s", strings.TrimPrefix(c.Name, "/"), o.RestartPolicy.Name))

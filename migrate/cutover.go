@@ -328,11 +328,17 @@ func commitComment(name string) string { return "unroot: writable layer of " + n
 // would leave that image behind untagged in the source (and in the target
 // when its transfer had finished).
 func (a *applier) committedEarlier(ctx context.Context, s *Service, ss *ServiceState, ref string) bool {
+	return committedSince(ctx, a.o.Source, ss, ref)
+}
+
+// committedSince reports whether the source holds ref as committed by unroot
+// from ss's container since ss's cutover started.
+func committedSince(ctx context.Context, src SourceAPI, ss *ServiceState, ref string) bool {
 	if ss.Started.IsZero() {
 		return false
 	}
-	img, err := a.o.Source.ImageInspect(ctx, ref)
-	if err != nil || img.Comment != commitComment(s.Container) {
+	img, err := src.ImageInspect(ctx, ref)
+	if err != nil || img.Comment != commitComment(ss.Container) {
 		return false
 	}
 	created, err := time.Parse(time.RFC3339Nano, img.Created)

@@ -124,6 +124,13 @@ func rollbackServices(ctx context.Context, e *rollbackEnv, names []string, purge
 	for _, ss := range states {
 		add(e.restoreSource(ctx, ss))
 	}
+	// 4. The images holding committed writable layers: the source container
+	// still has its layer, and a later migration commits afresh.
+	if len(errs) == 0 {
+		for _, ss := range states {
+			e.dropCommitted(ctx, ss)
+		}
+	}
 	for _, ss := range states {
 		if len(errs) == 0 {
 			ss.Phase = PhaseRolledBack
@@ -133,6 +140,36 @@ func rollbackServices(ctx context.Context, e *rollbackEnv, names []string, purge
 	}
 	add(e.st.Save())
 	return errors.Join(errs...)
+}
+
+// dropCommitted removes the image a cutover committed from the source
+// container's writable layer, from both daemons. An image still in use (a
+// container someone ran from it) or already gone is left as it is: it is
+// never worth failing a rollback for.
+func (e *rollbackEnv) dropCommitted(ctx context.Context, ss *ServiceState) {
+	ref := ss.CommittedImage
+	if ref == "" {
+		// A run killed between the commit and its record: the image is
+		// this cutover's if it carries unroot's comment and is no older.
+		ref = CommitRepo + ":" + commitTag(ss.Container)
+		if !committedSince(ctx, e.src, ss, ref) {
+			return
+		}
+	}
+	for _, d := range []struct {
+		name string
+		rm   func(context.Context, string, client.ImageRemoveOptions) (client.ImageRemoveResult, error)
+	}{{"target", e.tgt.ImageRemove}, {"source", e.src.ImageRemove}} {
+		_, err := d.rm(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+		switch {
+		case err == nil:
+			e.prog.Logf("%s: committed image %s removed from the %s", ss.Container, ref, d.name)
+		case isNotFound(err):
+		default:
+			e.prog.Logf("%s: committed image %s left in the %s: %v", ss.Container, ref, d.name, err)
+		}
+	}
+	ss.CommittedImage = ""
 }
 
 func mountsOf(states []*ServiceState, f func(*ServiceState) []string) []string {
