@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
@@ -225,9 +226,11 @@ func changesOf(cs []container.FilesystemChange) []Change {
 
 // isNotFound matches the client's and the daemon's not-found errors, which
 // implement NotFound() (github.com/containerd/errdefs).
+// isNotFound reports a daemon's "no such …" answer. The moby client's HTTP
+// errors do not have a NotFound method; containerd's errdefs (which the
+// client uses) recognise them by status as well as by interface.
 func isNotFound(err error) bool {
-	var nf interface{ NotFound() }
-	return errors.As(err, &nf)
+	return err != nil && cerrdefs.IsNotFound(err)
 }
 
 func readUsedImages(ctx context.Context, api API, cs []Container) ([]Image, error) {
