@@ -30,7 +30,7 @@ func TestIsNotFoundRealClientError(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c, err := client.New(client.WithHost("tcp://"+strings.TrimPrefix(srv.URL, "http://")), client.WithAPIVersionNegotiation())
+	c, err := client.New(client.WithHost("tcp://" + strings.TrimPrefix(srv.URL, "http://")))
 	if err != nil {
 		t.Fatal(err)
 	}
