@@ -243,8 +243,9 @@ func checkCopyHoldsOnlyTree(t *testing.T, dst string) {
 }
 
 // TestSafetyExternalHardlinkToHostFile: a volume holds a hardlink to a host
-// file. The dry run must exit 1 with the external-hardlinks finding, and
-// 'unroot chown' must refuse and leave the host file's owner as it was.
+// file. The dry run must exit 1 with the external-hardlinks finding and
+// change nothing, and 'unroot chown' must refuse, never touch the host file
+// (its ctime included), and leave the volume's owners as they were.
 func TestSafetyExternalHardlinkToHostFile(t *testing.T) {
 	r := Load(t)
 	id := fmt.Sprint(os.Getpid())
@@ -273,6 +274,7 @@ func TestSafetyExternalHardlinkToHostFile(t *testing.T) {
 	}
 	r.Docker(t, false, "create", "--name", name, "-v", vol+":/data", r.Image, "true")
 	beforeVol := safetySnapshot(t, volPath, false)
+	beforeOwners := safetySnapshot(t, volPath, true)
 
 	out, errOut, code := r.Unroot(t, append(r.Hosts(), "migrate", "--dry-run", name)...)
 	if code != 1 {
@@ -295,6 +297,12 @@ func TestSafetyExternalHardlinkToHostFile(t *testing.T) {
 		if !strings.Contains(errOut, "hardlinked") || !strings.Contains(errOut, "hint:") {
 			t.Errorf("chown (dry run %v) does not name the external hardlink with a hint:\n%s", dry, errOut)
 		}
+		if dry {
+			// the dry run writes nothing, ctimes included
+			diffSafety(t, "volume after the dry run", beforeVol, safetySnapshot(t, volPath, false))
+		} else if !strings.Contains(out, "put back") {
+			t.Errorf("refused chown does not say it put back what it had changed:\n%s", out)
+		}
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(host, &st); err != nil {
@@ -303,7 +311,10 @@ func TestSafetyExternalHardlinkToHostFile(t *testing.T) {
 	if st.Uid != orig.Uid || st.Gid != orig.Gid || st.Mode != orig.Mode || st.Ctim != orig.Ctim {
 		t.Errorf("host file changed: %d:%d %o → %d:%d %o", orig.Uid, orig.Gid, orig.Mode, st.Uid, st.Gid, st.Mode)
 	}
-	diffSafety(t, "volume", beforeVol, safetySnapshot(t, volPath, false))
+	// the refused shift walked once, shifted the single-link entries it met
+	// and put them back from its journal: owners, modes and xattrs are as
+	// before (their ctimes moved); the hardlinked inode was never touched
+	diffSafety(t, "volume", beforeOwners, safetySnapshot(t, volPath, true))
 }
 
 // chownProc starts 'unroot chown' on tree and returns the command and a
