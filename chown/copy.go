@@ -75,8 +75,8 @@ func Copy(ctx context.Context, src, dst string, opts Options) (*Report, error) {
 			if err := emptyDir(w, c.dstRoot); err != nil {
 				return nil, fmt.Errorf("copy %s to %s: refused (%v), and emptying %s failed: %w", src, dst, b, dst, err)
 			}
+			rep.Changed = 0 // what it wrote is gone again
 		}
-		rep.Changed = 0
 		return rep, b
 	}
 	if err := c.finishLinks(ctx, w); err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// TestIsNotFoundRealClientError checks isNotFound against the error the moby
+// TestIsNotFoundRealClientError checks IsNotFound against the error the moby
 // client really returns for a daemon's 404 (an HTTP error type without a
 // NotFound method): an earlier check by interface alone missed it, so a
 // volume removed between the listing and its inspect failed the whole read.
@@ -36,14 +36,14 @@ func TestIsNotFoundRealClientError(t *testing.T) {
 	}
 	defer c.Close()
 	_, err = c.VolumeInspect(context.Background(), "gone", client.VolumeInspectOptions{})
-	if err == nil || !isNotFound(err) {
-		t.Errorf("isNotFound(%v (%T)) = false, want true", err, err)
+	if err == nil || !IsNotFound(err) {
+		t.Errorf("IsNotFound(%v (%T)) = false, want true", err, err)
 	}
 	_, err = c.NetworkInspect(context.Background(), "x", client.NetworkInspectOptions{})
-	if err == nil || isNotFound(err) {
-		t.Errorf("isNotFound(%v) = true for a 500", err)
+	if err == nil || IsNotFound(err) {
+		t.Errorf("IsNotFound(%v) = true for a 500", err)
 	}
-	if isNotFound(nil) {
-		t.Error("isNotFound(nil) = true")
+	if IsNotFound(nil) {
+		t.Error("IsNotFound(nil) = true")
 	}
 }

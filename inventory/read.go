@@ -53,7 +53,7 @@ func Read(ctx context.Context, api API, opts Options) (*Inventory, error) {
 	}
 	for _, id := range ids {
 		res, err := api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-		if isNotFound(err) && len(opts.Containers) == 0 {
+		if IsNotFound(err) && len(opts.Containers) == 0 {
 			// Removed between the listing and now: it is no longer there
 			// to migrate.
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("container %s disappeared while being read", shortID(id)))
@@ -226,10 +226,10 @@ func changesOf(cs []container.FilesystemChange) []Change {
 
 // isNotFound matches the client's and the daemon's not-found errors, which
 // implement NotFound() (github.com/containerd/errdefs).
-// isNotFound reports a daemon's "no such …" answer. The moby client's HTTP
+// IsNotFound reports a daemon's "no such …" answer. The moby client's HTTP
 // errors do not have a NotFound method; containerd's errdefs (which the
 // client uses) recognise them by status as well as by interface.
-func isNotFound(err error) bool {
+func IsNotFound(err error) bool {
 	return err != nil && cerrdefs.IsNotFound(err)
 }
 
@@ -248,7 +248,7 @@ func readUsedImages(ctx context.Context, api API, cs []Container) ([]Image, erro
 	out := make([]Image, 0, len(order))
 	for _, id := range order {
 		res, err := api.ImageInspect(ctx, id)
-		if isNotFound(err) {
+		if IsNotFound(err) {
 			out = append(out, Image{ID: id, Missing: true, UsedBy: users[id]})
 			continue
 		}
@@ -309,7 +309,7 @@ func readVolumes(ctx context.Context, api API, inv *Inventory, whole bool) ([]Vo
 		}
 		// Listed after the volume list was taken, or hidden by a plugin.
 		res, err := api.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
-		if isNotFound(err) {
+		if IsNotFound(err) {
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("volume %s is mounted but the daemon does not have it", name))
 			byName[name] = Volume{Name: name, Missing: true, Anonymous: looksAnonymous(name)}
 			continue
@@ -394,13 +394,13 @@ func readNetworks(ctx context.Context, api API, inv *Inventory, whole bool) ([]N
 	out := make([]Network, 0, len(names))
 	for _, name := range names {
 		res, err := api.NetworkInspect(ctx, name, client.NetworkInspectOptions{})
-		if isNotFound(err) && members[name] != nil {
+		if IsNotFound(err) && members[name] != nil {
 			// A stopped container can outlive its network.
 			inv.Warnings = append(inv.Warnings, fmt.Sprintf("network %s is used by %s but the daemon does not have it", name, members[name][0].Container))
 			out = append(out, Network{Name: name, Missing: true, IPv4: true, Containers: members[name]})
 			continue
 		}
-		if isNotFound(err) {
+		if IsNotFound(err) {
 			// Listed, then removed before we got to it; nobody selected
 			// uses it.
 			continue

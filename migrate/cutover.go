@@ -300,7 +300,7 @@ func (a *applier) commit(ctx context.Context, s *Service, ss *ServiceState) erro
 		return nil
 	}
 	ref := CommitRepo + ":" + commitTag(s.Container)
-	if ss.CommittedImage == "" && a.committedEarlier(ctx, s, ss, ref) {
+	if ss.CommittedImage == "" && committedSince(ctx, a.o.Source, ss, ref) {
 		ss.CommittedImage = ref
 		a.logf("%s: reusing %s, committed by an interrupted run", s.Container, ref)
 	}
@@ -327,18 +327,13 @@ func (a *applier) commit(ctx context.Context, s *Service, ss *ServiceState) erro
 // commitComment is the comment of the image committed from container name.
 func commitComment(name string) string { return "unroot: writable layer of " + name }
 
-// committedEarlier reports whether ref in the source is this cutover's commit
-// of the stopped source by a run killed before it recorded it (the transfer
-// that follows takes a while): unroot's comment, created after the cutover
-// started, which stopped the source before committing. Committing again
-// would leave that image behind untagged in the source (and in the target
-// when its transfer had finished).
-func (a *applier) committedEarlier(ctx context.Context, s *Service, ss *ServiceState, ref string) bool {
-	return committedSince(ctx, a.o.Source, ss, ref)
-}
-
 // committedSince reports whether the source holds ref as committed by unroot
-// from ss's container since ss's cutover started.
+// from ss's container since ss's cutover started: a run killed after the
+// commit and before it recorded it (the transfer that follows takes a
+// while). A resume reuses that image and a rollback removes it; committing
+// again would leave it behind untagged in the source (and in the target
+// when its transfer had finished). An image older than the cutover is a
+// rolled-back migration's and is left alone.
 func committedSince(ctx context.Context, src SourceAPI, ss *ServiceState, ref string) bool {
 	if ss.Started.IsZero() {
 		return false

@@ -9,9 +9,10 @@ import (
 	"slices"
 	"strings"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
+
+	"github.com/unroot/unroot/inventory"
 )
 
 // UntaggedRepo is the repository under which an image that has no tag in the
@@ -224,6 +225,4 @@ func hasImage(ctx context.Context, d ImageLoader, id string) (bool, error) {
 }
 
 // isNotFound reports whether err is the daemon's "no such object".
-func isNotFound(err error) bool {
-	return err != nil && cerrdefs.IsNotFound(err)
-}
+func isNotFound(err error) bool { return inventory.IsNotFound(err) }
