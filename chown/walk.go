@@ -43,9 +43,9 @@ type Options struct {
 	// dst entries that no longer exist in src are removed.
 	Update bool
 	// Progress, when set, is called from the workers with running totals of
-	// the files and bytes walked. It must be cheap and safe for concurrent
+	// the entries (files, directories and symlinks) and bytes walked. It must be cheap and safe for concurrent
 	// use.
-	Progress func(files, bytes int64)
+	Progress func(entries, bytes int64)
 
 	// afterApply, when set, runs (concurrently, from the workers) after each
 	// inode a Shift changes; tests use it to simulate a crash midway.

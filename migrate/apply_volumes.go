@@ -95,6 +95,15 @@ func (a *applier) chownOptions() chown.Options {
 	return chown.Options{Map: a.o.Map, MapUnmappableToOverflow: a.o.MapUnmappableToOverflow, AllowDevices: a.o.SkipDevices, Workers: a.o.Workers}
 }
 
+// walkTotals is what the plan's audit expects a walk of the tree to pass:
+// entries in the unit of [chown.Options.Progress], and bytes.
+func walkTotals(r *chown.Report) (entries, bytes int64) {
+	if r == nil {
+		return 0, 0
+	}
+	return r.Files + r.Dirs + r.Symlinks, r.Bytes
+}
+
 func (a *applier) volumePlan(name string) *VolumePlan {
 	for i := range a.plan.Volumes {
 		if a.plan.Volumes[i].Name == name {
@@ -326,14 +335,14 @@ func (a *applier) presync(ctx context.Context, vs *VolumeState) error {
 }
 
 func (a *applier) copyVolume(ctx context.Context, vs *VolumeState, what string) (*chown.Report, error) {
-	var files, bytes int64
-	if vp := a.volumePlan(vs.Name); vp != nil && vp.Audit != nil {
-		files, bytes = vp.Audit.Files, vp.Audit.Bytes
+	var entries, bytes int64
+	if vp := a.volumePlan(vs.Name); vp != nil {
+		entries, bytes = walkTotals(vp.Audit)
 	}
 	if err := a.checkTargetPath(vs); err != nil {
 		return nil, err
 	}
-	task := a.o.Progress.Begin("volume", vs.Name+" ("+what+")", bytes, files)
+	task := a.o.Progress.Begin("volume", vs.Name+" ("+what+")", bytes, entries)
 	o := a.chownOptions()
 	o.Update = true
 	o.Progress = progressFunc(task)
@@ -436,7 +445,11 @@ func (a *applier) moveVolume(ctx context.Context, vs *VolumeState) error {
 	}
 	o := a.chownOptions()
 	o.JournalDir = vs.JournalDir
-	task := a.o.Progress.Begin("volume", vs.Name+" (shift in place)", 0, 0)
+	var entries, bytes int64
+	if vp := a.volumePlan(vs.Name); vp != nil {
+		entries, bytes = walkTotals(vp.Audit)
+	}
+	task := a.o.Progress.Begin("volume", vs.Name+" (shift in place)", bytes, entries)
 	o.Progress = progressFunc(task)
 	rep, err := a.o.Files.Shift(ctx, vs.TargetPath, o)
 	task.Done(err)
@@ -539,7 +552,11 @@ func (a *applier) shiftBind(ctx context.Context, src string) error {
 	}
 	o := a.chownOptions()
 	o.JournalDir = bs.JournalDir
-	task := a.o.Progress.Begin("bind", src+" (shift in place)", 0, 0)
+	var entries, bytes int64
+	if bp := a.bindPlan(src); bp != nil {
+		entries, bytes = walkTotals(bp.Audit)
+	}
+	task := a.o.Progress.Begin("bind", src+" (shift in place)", bytes, entries)
 	o.Progress = progressFunc(task)
 	_, err := a.o.Files.Shift(ctx, src, o)
 	task.Done(err)

@@ -13,17 +13,19 @@ import (
 // concurrent use. [NoProgress] discards everything; [LogProgress] writes plain
 // lines (for logs and pipes); the CLI adds terminal bars.
 type Progress interface {
-	// Begin starts a task of the given kind ("image" or "volume") whose
-	// expected totals are totalBytes and totalFiles (0 when unknown).
-	Begin(kind, name string, totalBytes, totalFiles int64) Task
+	// Begin starts a task of the given kind ("image", "volume" or "bind")
+	// whose expected totals are totalBytes and totalEntries (0 when
+	// unknown). Entries are the files, directories and symlinks a walk
+	// passes, the unit of [Task.Add]'s second argument.
+	Begin(kind, name string, totalBytes, totalEntries int64) Task
 	// Logf reports one status line, e.g. "web: source stopped".
 	Logf(format string, a ...any)
 }
 
 // Task is one running transfer started by [Progress.Begin].
 type Task interface {
-	// Add records bytes and files done since the last call.
-	Add(bytes, files int64)
+	// Add records bytes and entries done since the last call.
+	Add(bytes, entries int64)
 	// Done ends the task; err is nil on success.
 	Done(err error)
 }
@@ -52,8 +54,8 @@ type LogProgress struct {
 }
 
 // Begin prints the start of a task.
-func (l *LogProgress) Begin(kind, name string, totalBytes, totalFiles int64) Task {
-	l.Logf("%s %s: started (%s)", kind, name, totals(totalBytes, totalFiles))
+func (l *LogProgress) Begin(kind, name string, totalBytes, totalEntries int64) Task {
+	l.Logf("%s %s: started (%s)", kind, name, totals(totalBytes, totalEntries))
 	iv := l.Interval
 	if iv == 0 {
 		iv = 5 * time.Second
@@ -100,11 +102,11 @@ func (t *logTask) Done(err error) {
 	t.l.Logf("%s %s: done, %s in %s", t.kind, t.name, totals(b, f), el)
 }
 
-// totals formats a byte and file count for a person.
-func totals(bytes, files int64) string {
+// totals formats a byte and entry count for a person.
+func totals(bytes, entries int64) string {
 	s := HumanBytes(bytes)
-	if files > 0 {
-		s += fmt.Sprintf(", %d files", files)
+	if entries > 0 {
+		s += fmt.Sprintf(", %d entries", entries)
 	}
 	return s
 }

@@ -33,7 +33,7 @@ func (b *BarProgress) Expect(bytes int64) { b.expected.Store(bytes) }
 func NewBarProgress(w io.Writer) *BarProgress { return &BarProgress{w: w} }
 
 // Begin adds a bar.
-func (b *BarProgress) Begin(kind, name string, totalBytes, totalFiles int64) Task {
+func (b *BarProgress) Begin(kind, name string, totalBytes, totalEntries int64) Task {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.p == nil {
@@ -51,7 +51,7 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalFiles int64) Tas
 		}
 	}
 	b.active++
-	t := &barTask{owner: b, totalFiles: totalFiles}
+	t := &barTask{owner: b, totalFiles: totalEntries}
 	label := kind + " " + name
 	if len(label) > 40 {
 		label = label[:37] + "..."
@@ -64,10 +64,10 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalFiles int64) Tas
 			decor.CountersKibiByte("% .1f / % .1f"),
 			decor.Any(func(decor.Statistics) string {
 				if t.totalFiles > 0 {
-					return fmt.Sprintf(" %d/%d files", t.files.Load(), t.totalFiles)
+					return fmt.Sprintf(" %d/%d entries", t.files.Load(), t.totalFiles)
 				}
 				if f := t.files.Load(); f > 0 {
-					return fmt.Sprintf(" %d files", f)
+					return fmt.Sprintf(" %d entries", f)
 				}
 				return ""
 			}),
