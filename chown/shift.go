@@ -136,6 +136,9 @@ func Shift(ctx context.Context, root string, opts Options) (*Report, error) {
 		return rep, b
 	}
 	w.ctx = ctx // the walk's group context ended with the walk
+	if w.opts.beforeLinks != nil {
+		w.opts.beforeLinks()
+	}
 	if err := sh.finishLinks(ctx, w); err != nil {
 		return nil, fmt.Errorf("shift %s: %w", root, err)
 	}
@@ -297,12 +300,12 @@ func (s *shifter) finishLinks(ctx context.Context, w *walker) error {
 		}
 		var now entry
 		if err := w.statAt(fd, name, 0, &now); err != nil || now.dev != e.dev || now.ino != e.ino {
-			return fmt.Errorf("shift %s: the file changed while the tree was walked", e.rel)
+			return &TreeChangedError{Path: e.rel, What: "the file was replaced or removed"}
 		}
 		if now.nlink != e.nlink {
 			// a link was made or removed since the walk counted them: one may
 			// now lie outside the tree
-			return fmt.Errorf("shift %s: its link count changed from %d to %d while the tree was walked", e.rel, e.nlink, now.nlink)
+			return &TreeChangedError{Path: e.rel, What: fmt.Sprintf("its link count changed from %d to %d", e.nlink, now.nlink)}
 		}
 		if err := setAttrs(fd, name, e.typ, e.newUID, e.newGID, e.mode, e.newACLAccess, e.newACLDefault, e.newCaps); err != nil {
 			return fmt.Errorf("shift %s: %w", e.rel, err)

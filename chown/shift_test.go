@@ -295,3 +295,74 @@ func TestShiftJournalOfAnotherTree(t *testing.T) {
 		t.Error("reversing another tree succeeded")
 	}
 }
+
+// TestShiftTreeChangedBeforeLinks: a link made to a multi-link file after the
+// walk counted its links (here: from outside the tree) stops Shift before
+// that inode changes, with a hint; the outside link's owner is untouched,
+// and running Shift again, once the link is gone, resumes and finishes.
+func TestShiftTreeChangedBeforeLinks(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "tree")
+	for _, d := range []string{root, filepath.Join(root, "d")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "d", "b")
+	if err := os.WriteFile(a, []byte("linked"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(a, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "plain"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(base, "outside")
+	opts := Options{Map: testMap(t), JournalDir: filepath.Join(base, "journal"), Workers: 2}
+	opts.beforeLinks = func() {
+		if err := os.Link(a, outside); err != nil {
+			t.Error(err)
+		}
+	}
+	_, err := Shift(context.Background(), root, opts)
+	var tc *TreeChangedError
+	if !errors.As(err, &tc) || (tc.Path != "a" && tc.Path != "d/b") || !strings.Contains(err.Error(), "link count changed from 2 to 3") || tc.Hint() == "" {
+		t.Fatalf("Shift = %v; want a *TreeChangedError naming a or d/b, its link count and a hint", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(outside, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("the file linked from outside was given away: %d:%d", st.Uid, st.Gid)
+	}
+	hostRoot, _ := opts.Map.HostUID(0)
+	if err := unix.Lstat(filepath.Join(root, "plain"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != hostRoot {
+		t.Errorf("plain: owner %d, want %d (shifted before the deferred pass)", st.Uid, hostRoot)
+	}
+
+	// The link goes; the re-run resumes from the journal and finishes.
+	if err := os.Remove(outside); err != nil {
+		t.Fatal(err)
+	}
+	opts.beforeLinks = nil
+	rep, err := Shift(context.Background(), root, opts)
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	if !rep.Resumed {
+		t.Errorf("re-run did not resume from the journal: %+v", rep)
+	}
+	for _, p := range []string{a, b, root} {
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != hostRoot || st.Gid != hostRoot {
+			t.Errorf("%s: owner %d:%d after the re-run, want %d:%d", p, st.Uid, st.Gid, hostRoot, hostRoot)
+		}
+	}
+}

@@ -47,6 +47,10 @@ type Options struct {
 	// use.
 	Progress func(entries, bytes int64)
 
+	// beforeLinks, when set, runs once between Shift's walk and its deferred
+	// pass over multi-link inodes; tests use it to change the tree there.
+	beforeLinks func()
+
 	// afterApply, when set, runs (concurrently, from the workers) after each
 	// inode a Shift changes; tests use it to simulate a crash midway.
 	afterApply func() error
@@ -125,6 +129,26 @@ func (e *BlockedError) Hint() string {
 		hints = append(hints, "remove the extra links (find PATH -type f -links +1) or replace them with copies, so that no file shares an inode with a file outside the tree")
 	}
 	return strings.Join(hints, "; ")
+}
+
+// TreeChangedError means something else wrote the tree while Shift ran: a
+// multi-link file, changed only after the whole tree was seen, is no longer
+// the inode the walk counted. Shift stops before changing it; the journal
+// keeps what was changed, so running Shift again resumes (and re-counts the
+// links), and [Reverse] puts it back.
+type TreeChangedError struct {
+	Path string // relative to the root
+	What string
+}
+
+// Error implements error.
+func (e *TreeChangedError) Error() string {
+	return e.Path + ": " + e.What + " while the tree was walked"
+}
+
+// Hint says how to get past the error.
+func (e *TreeChangedError) Hint() string {
+	return "something writes the tree: stop every container and process that uses it, then run the same command again (it resumes from the journal), or reverse what was changed"
 }
 
 // mode is what a walk does to the entries it meets.
