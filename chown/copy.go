@@ -128,6 +128,11 @@ func (c *copier) finishLinks(ctx context.Context, w *walker) error {
 		return strings.Compare(a.e.rel, b.e.rel)
 	})
 	dirs := map[string]*entry{}
+	// path order keeps a directory's files together: one open of it (in
+	// src and in dst) serves them all
+	srcDirs, dstDirs := dirCache{root: w.rootFd, fd: -1}, dirCache{root: c.dstRoot, fd: -1}
+	defer srcDirs.close()
+	defer dstDirs.close()
 	for _, dl := range c.deferred {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -139,8 +144,8 @@ func (c *copier) finishLinks(ctx context.Context, w *walker) error {
 		}
 		d := &dirState{fd: -1, dstFd: -1, self: dl.in}
 		var err error
-		if d.fd, err = c.open(w.rootFd, dir); err == nil {
-			d.dstFd, err = c.open(c.dstRoot, dir)
+		if d.fd, err = srcDirs.open(dir); err == nil {
+			d.dstFd, err = dstDirs.open(dir)
 		}
 		if err == nil {
 			if e.dup {
@@ -152,12 +157,6 @@ func (c *copier) finishLinks(ctx context.Context, w *walker) error {
 					c.finish(li, err == nil)
 				}
 			}
-		}
-		if d.fd >= 0 {
-			unix.Close(d.fd)
-		}
-		if d.dstFd >= 0 {
-			unix.Close(d.dstFd)
 		}
 		if err != nil {
 			return fmt.Errorf("copy %s: %w", e.rel, err)
