@@ -312,7 +312,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	p("  %d files (%s), %d directories, %d symlinks, %d further hardlinks\n",
-		r.Files, humanBytes(r.Bytes), r.Dirs, r.Symlinks, r.Hardlinks)
+		r.Files, HumanBytes(r.Bytes), r.Dirs, r.Symlinks, r.Hardlinks)
 	p("  %d setuid, %d setgid, %d with capabilities, %d with ACLs, %d fifos, %d sockets\n",
 		r.Setuid, r.Setgid, r.Caps, r.ACLs, r.FIFOs, r.Sockets)
 	ex := func(cat string) string {
@@ -381,7 +381,9 @@ func quoteAll(s []string) []string {
 	return out
 }
 
-func humanBytes(n int64) string {
+// HumanBytes formats n bytes with a binary unit, e.g. "1.5 MiB": the one
+// formatter of the plan, the progress lines and the reports.
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

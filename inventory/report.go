@@ -236,6 +236,7 @@ func formatMap(m map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
+// humanSize formats n bytes in SI units, as `docker images` shows sizes.
 func humanSize(n int64) string {
 	const unit = 1000
 	if n < unit {

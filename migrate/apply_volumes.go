@@ -414,7 +414,7 @@ func (a *applier) verifyCopy(ctx context.Context, vs *VolumeState) error {
 		}
 	}
 	vs.Files, vs.Bytes = src.Files, src.Bytes
-	a.logf("volume %s: verified %d files, %s, owners mapped", vs.Name, src.Files, HumanBytes(src.Bytes))
+	a.logf("volume %s: verified %d files, %s, owners mapped", vs.Name, src.Files, chown.HumanBytes(src.Bytes))
 	return nil
 }
 

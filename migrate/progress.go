@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"github.com/unroot/unroot/chown"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -104,25 +105,11 @@ func (t *logTask) Done(err error) {
 
 // totals formats a byte and entry count for a person.
 func totals(bytes, entries int64) string {
-	s := HumanBytes(bytes)
+	s := chown.HumanBytes(bytes)
 	if entries > 0 {
 		s += fmt.Sprintf(", %d entries", entries)
 	}
 	return s
-}
-
-// HumanBytes formats n bytes with a binary unit, e.g. "1.5 MiB".
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // countingReader reports every read to a task.

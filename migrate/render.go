@@ -54,7 +54,7 @@ func WriteText(w io.Writer, p *Plan) error {
 			if im.InTarget {
 				where = "already in target"
 			}
-			ew.printf("  %s %s  %s  %s\n", shortID(im.ID), strings.Join(im.Tags, ","), HumanBytes(im.Size), where)
+			ew.printf("  %s %s  %s  %s\n", shortID(im.ID), strings.Join(im.Tags, ","), chown.HumanBytes(im.Size), where)
 		}
 		ew.printf("\n")
 	}
@@ -99,7 +99,7 @@ func WriteText(w io.Writer, p *Plan) error {
 		ew.printf("\n")
 	}
 	ew.printf("summary: %d services (%d already migrated), %d images (%s), %d volumes, %d binds, %d networks, %d files (%s), %d owner changes, %d ports rewritten\n",
-		s.Services, s.Skipped, s.Images, HumanBytes(s.ImageBytes), s.Volumes, s.Binds, s.Networks, s.Files, HumanBytes(s.Bytes), s.OwnerChanges, s.PortsRewritten)
+		s.Services, s.Skipped, s.Images, chown.HumanBytes(s.ImageBytes), s.Volumes, s.Binds, s.Networks, s.Files, chown.HumanBytes(s.Bytes), s.OwnerChanges, s.PortsRewritten)
 	if s.Applicable {
 		ew.printf("the plan can be applied: %d warnings\n", s.Warnings)
 	} else {
@@ -112,7 +112,7 @@ func writeAudit(ew *errWriter, r *chown.Report) {
 	if r == nil {
 		return
 	}
-	ew.printf("    %d files, %d dirs, %d symlinks, %d hardlinks, %s\n", r.Files, r.Dirs, r.Symlinks, r.Hardlinks, HumanBytes(r.Bytes))
+	ew.printf("    %d files, %d dirs, %d symlinks, %d hardlinks, %s\n", r.Files, r.Dirs, r.Symlinks, r.Hardlinks, chown.HumanBytes(r.Bytes))
 	for _, o := range r.Owners {
 		ew.printf("    owner %d:%d → %d:%d  ×%d\n", o.FromUID, o.FromGID, o.ToUID, o.ToGID, o.Count)
 	}
@@ -215,7 +215,7 @@ func WriteMarkdown(w io.Writer, p *Plan, mo MarkdownOptions) error {
 		p.Source.Host, p.Source.Version, p.Target.Host, p.Target.Version, p.Target.Rootless, p.Target.CgroupDriver)
 	ew.printf("| id map (%s) | uids %s; gids %s |\n", p.IDMap.Source, ranges(p.IDMap.UIDs), ranges(p.IDMap.GIDs))
 	ew.printf("| volumes | %s |\n| services | %d (%d already migrated) |\n| data | %d files, %s, %d owner changes |\n| images | %d to transfer, %s |\n",
-		p.VolumesMode, s.Services, s.Skipped, s.Files, HumanBytes(s.Bytes), s.OwnerChanges, s.Images, HumanBytes(s.ImageBytes))
+		p.VolumesMode, s.Services, s.Skipped, s.Files, chown.HumanBytes(s.Bytes), s.OwnerChanges, s.Images, chown.HumanBytes(s.ImageBytes))
 	if s.Applicable {
 		ew.printf("| status | **ready**: no blockers, %d warnings |\n\n", s.Warnings)
 	} else {

@@ -201,20 +201,6 @@ func TestProxySnippet(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	tests := []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"}, {192 << 20, "192.0 MiB"}, {3 << 30, "3.0 GiB"},
-	}
-	for _, tt := range tests {
-		if got := HumanBytes(tt.n); got != tt.want {
-			t.Errorf("HumanBytes(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}
-
 type failWriter struct{ n int }
 
 func (f *failWriter) Write(b []byte) (int, error) {
