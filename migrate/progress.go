@@ -2,11 +2,12 @@ package migrate
 
 import (
 	"fmt"
-	"github.com/unroot/unroot/chown"
 	"io"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/unroot/unroot/chown"
 )
 
 // Progress receives the progress of a migration's long steps (image and
