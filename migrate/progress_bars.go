@@ -44,7 +44,7 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalEntries int64) T
 			b.overall = b.p.AddBar(0,
 				mpb.BarPriority(0),
 				mpb.PrependDecorators(decor.Name("overall", decor.WC{W: 41, C: decor.DindentRight})),
-				mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Percentage(decor.WC{W: 5})),
+				mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Percentage(decor.WC{W: 6})),
 			)
 			b.overall.SetTotal(max(exp, b.done.Load()+1), false)
 			b.overall.SetCurrent(b.done.Load())
@@ -71,7 +71,7 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalEntries int64) T
 				}
 				return ""
 			}),
-			decor.OnAbort(decor.OnComplete(decor.Percentage(decor.WC{W: 5}), " done"), " failed"),
+			decor.OnAbort(decor.OnComplete(decor.Percentage(decor.WC{W: 6}), " done"), " failed"),
 		),
 	)
 	t.total.Store(totalBytes)
