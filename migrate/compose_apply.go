@@ -71,7 +71,7 @@ func WriteComposeFiles(plan *Plan, stateDir string, migrated func(container stri
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return out, fmt.Errorf("record compose files: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(stateDir, ComposeStateFile), append(b, '\n'), 0o600, -1, -1); err != nil {
+	if err := writeFileAtomic(filepath.Join(stateDir, ComposeStateFile), append(b, '\n'), 0o600, -1, -1); err != nil {
 		return out, fmt.Errorf("record compose files: %w", err)
 	}
 	return out, nil
@@ -108,42 +108,10 @@ func writeComposeFile(f ComposeFile) error {
 			uid, gid = int(sys.Uid), int(sys.Gid)
 		}
 	}
-	if err := writeAtomic(f.Rootless, f.content, mode, uid, gid); err != nil {
-		return fmt.Errorf("write %s: %w", f.Rootless, err)
+	if err := writeFileAtomic(f.Rootless, f.content, mode, uid, gid); err != nil {
+		return err
 	}
 	return nil
-}
-
-// writeAtomic writes data to path through a temporary file in the same
-// directory, so a reader sees the old file or the new one, never half.
-func writeAtomic(path string, data []byte, mode os.FileMode, uid, gid int) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if uid >= 0 {
-		if err := tmp.Chown(uid, gid); err != nil {
-			tmp.Close()
-			return err
-		}
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // LoadComposeRecords reads the compose records under stateDir; none is

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/unroot/unroot/chown"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 )
@@ -44,7 +45,7 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalEntries int64) T
 			b.overall = b.p.AddBar(0,
 				mpb.BarPriority(0),
 				mpb.PrependDecorators(decor.Name("overall", decor.WC{W: 41, C: decor.DindentRight})),
-				mpb.AppendDecorators(decor.CountersKibiByte("% .1f / % .1f"), decor.Percentage(decor.WC{W: 6})),
+				mpb.AppendDecorators(byteCounters(), decor.Percentage(decor.WC{W: 6})),
 			)
 			b.overall.SetTotal(max(exp, b.done.Load()+1), false)
 			b.overall.SetCurrent(b.done.Load())
@@ -61,7 +62,7 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalEntries int64) T
 	t.bar = b.p.AddBar(0,
 		mpb.PrependDecorators(decor.Name(label, decor.WC{W: 41, C: decor.DindentRight})),
 		mpb.AppendDecorators(
-			decor.CountersKibiByte("% .1f / % .1f"),
+			byteCounters(),
 			decor.Any(func(decor.Statistics) string {
 				if t.totalFiles > 0 {
 					return fmt.Sprintf(" %d/%d entries", t.files.Load(), t.totalFiles)
@@ -167,4 +168,12 @@ func (t *barTask) Done(err error) {
 	}
 	t.bar.Wait()
 	t.owner.finished()
+}
+
+// byteCounters shows "done / total" in the units of the plan and the log
+// lines (chown.HumanBytes), e.g. "1.5 MiB / 3.0 MiB".
+func byteCounters() decor.Decorator {
+	return decor.Any(func(s decor.Statistics) string {
+		return chown.HumanBytes(s.Current) + " / " + chown.HumanBytes(s.Total)
+	}, decor.WC{W: 22, C: decor.DindentRight})
 }

@@ -205,17 +205,28 @@ func (st *State) Save() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(st.path, append(b, '\n'), 0o600)
+	return writeFileAtomic(st.path, append(b, '\n'), 0o600, -1, -1)
 }
 
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+// writeFileAtomic replaces path with data (mode, and owner uid:gid unless
+// uid < 0) through a temporary file beside it, so that a reader or a crash
+// sees either the old or the new content. A temporary file that a killed
+// run left beside path is removed first: every caller writes under the
+// migration lock, so no other writer of path is running.
+func writeFileAtomic(path string, data []byte, mode os.FileMode, uid, gid int) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	pattern := "." + filepath.Base(path) + ".tmp-*"
+	if stale, err := filepath.Glob(filepath.Join(dir, pattern)); err == nil {
+		for _, s := range stale {
+			if fi, err := os.Lstat(s); err == nil && fi.Mode().IsRegular() {
+				_ = os.Remove(s)
+			}
+		}
+	}
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -224,6 +235,12 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := f.Chmod(mode); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if uid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()

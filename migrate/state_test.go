@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -138,5 +139,44 @@ func TestAcquireLockHeld(t *testing.T) {
 	_, err = AcquireLock(dir)
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("lock held by pid %s: got %v", strconv.Itoa(cmd.Process.Pid), err)
+	}
+}
+
+// TestWriteFileAtomicRemovesStaleTemp: a run killed between creating its
+// temporary file and renaming it leaves the file behind; the next write of
+// the same path removes it (and nothing else), and sets mode and owner.
+func TestWriteFileAtomicRemovesStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "compose.rootless.yaml")
+	stale := filepath.Join(dir, ".compose.rootless.yaml.tmp-123456")
+	other := filepath.Join(dir, ".state.json.tmp-1")
+	for _, p := range []string{stale, other} {
+		if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writeFileAtomic(path, []byte("whole\n"), 0o640, 1234, 5678); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "whole\n" {
+		t.Fatalf("content %q, %v", b, err)
+	}
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale temporary file is still there: %v", err)
+	}
+	if _, err := os.Lstat(other); err != nil {
+		t.Errorf("another file's temporary file was removed: %v", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o640 || st.Uid != 1234 || st.Gid != 5678 {
+		t.Errorf("mode %o owner %d:%d, want 640 1234:5678", fi.Mode().Perm(), st.Uid, st.Gid)
+	}
+	names, _ := os.ReadDir(dir)
+	if len(names) != 2 {
+		t.Errorf("dir holds %d entries, want the file and the other temp", len(names))
 	}
 }
