@@ -197,9 +197,8 @@ func Apply(ctx context.Context, plan *Plan, o ApplyOptions) (*Result, error) {
 			o.Progress.Logf("%s: already migrated, nothing to do", s.Container)
 		}
 	}
-	if e, ok := o.Progress.(interface{ Expect(bytes int64) }); ok {
-		e.Expect(a.expectedBytes())
-	}
+	a.expected = a.expectedBytes()
+	a.expect()
 	if err := a.checkMoves(); err != nil {
 		return res, err
 	}
@@ -254,6 +253,10 @@ type applier struct {
 	plan *Plan
 	st   *State
 	inv  *inventory.Inventory
+	// expected is the bytes the run expects to move (the overall bar's
+	// total); imageSeen holds the images counted against it.
+	expected  int64
+	imageSeen map[string]bool
 }
 
 func (a *applier) save() error {
@@ -363,6 +366,14 @@ func (a *applier) units() [][]*Service {
 // expectedBytes estimates the bytes the run will move or walk: images the
 // target lacks, each copied volume twice (pre-sync and final sync), each
 // moved volume and bind mount once (the in-place shift).
+// expect tells a progress that draws an overall bar how many bytes the
+// run still expects to move.
+func (a *applier) expect() {
+	if e, ok := a.o.Progress.(interface{ Expect(bytes int64) }); ok {
+		e.Expect(a.expected)
+	}
+}
+
 func (a *applier) expectedBytes() int64 {
 	var n int64
 	for _, ip := range a.plan.Images {

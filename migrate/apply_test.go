@@ -757,3 +757,34 @@ func TestApplyResumeConnectsMissingNetworks(t *testing.T) {
 		t.Errorf("net2 connected after the start")
 	}
 }
+
+// expectRecorder is a Progress that keeps every total an overall bar was
+// given.
+type expectRecorder struct {
+	NoProgress
+	totals []int64
+}
+
+func (e *expectRecorder) Expect(b int64) { e.totals = append(e.totals, b) }
+
+// TestApplyExpectDropsImageFoundInTarget: an image the plan meant to
+// transfer that the target holds by the time of the transfer moves no
+// bytes, and the overall total loses its size once, though both services
+// (cut over one after the other) use it.
+func TestApplyExpectDropsImageFoundInTarget(t *testing.T) {
+	s := newAFSetup(t)
+	s.plan.Services[1].Ports[0].Rewritten, s.plan.Services[1].Ports = false, nil // no health probe
+	s.tgt.images["sha256:img"] = []string{"busybox:latest"}                      // loaded after the plan
+	rec := &expectRecorder{}
+	o := s.options()
+	o.Progress = rec
+	if _, err := Apply(context.Background(), s.plan, o); err != nil {
+		t.Fatalf("apply: %v\n%s", err, strings.Join(s.log, "\n"))
+	}
+	if slices.ContainsFunc(s.log, func(l string) bool { return strings.HasPrefix(l, "tgt load") }) {
+		t.Errorf("the image was loaded although the target had it:\n%s", strings.Join(s.log, "\n"))
+	}
+	if len(rec.totals) != 2 || rec.totals[1] != rec.totals[0]-100 {
+		t.Errorf("overall totals %v; want the first, then once 100 B (the image) less", rec.totals)
+	}
+}

@@ -27,8 +27,17 @@ type BarProgress struct {
 }
 
 // Expect sets the bytes the whole run is expected to move; an overall bar
-// is drawn above the per-transfer bars.
-func (b *BarProgress) Expect(bytes int64) { b.expected.Store(bytes) }
+// is drawn above the per-transfer bars. Called again (e.g. when an image
+// the plan meant to transfer turned out to be in the target already), it
+// corrects the total of the bar being drawn.
+func (b *BarProgress) Expect(bytes int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expected.Store(bytes)
+	if b.overall != nil && bytes > 0 {
+		b.overall.SetTotal(max(bytes, b.done.Load()+1), false)
+	}
+}
 
 // NewBarProgress draws on w, which should be a terminal.
 func NewBarProgress(w io.Writer) *BarProgress { return &BarProgress{w: w} }
