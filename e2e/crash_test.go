@@ -865,7 +865,8 @@ func TestCrashMigrateKilledThenRolledBack(t *testing.T) {
 
 // TestCrashMigrateKilledInBindShift kills 'unroot migrate' inside the
 // in-place shift of a bind of 3000 files once its journal holds records
-// (delays stepped by 15 ms from the stop, at most eight tries per mode),
+// (from the first record, delays stepped by 3 ms, at most eight tries per
+// mode),
 // then either resumes the migration, which must end as an uninterrupted one
 // (the target sees what the source saw, every owner mapped exactly once), or
 // rolls it back, which must find the
@@ -877,21 +878,30 @@ func TestCrashMigrateKilledInBindShift(t *testing.T) {
 		for attempt := 0; attempt < 8 && !halfShifted; attempt++ {
 			s := newCrashSvc(t, fmt.Sprintf("e2e-crash-shift-%s-%d", mode, attempt), false, 3000, "")
 			b := s.before()
-			delay := time.Duration(attempt+1) * 15 * time.Millisecond
+			jdir := migrate.JournalDir(filepath.Join(s.stateDir, s.User), "bind", s.bind)
+			// journaled reports whether the shift's journal holds records:
+			// more than its header, "unroot-chown-journal 1\n".
+			journaled := func() bool {
+				fi, err := os.Stat(filepath.Join(jdir, "journal"))
+				return err == nil && fi.Size() > int64(len("unroot-chown-journal 1\n"))
+			}
+			// The shift of 3000 entries takes some 25 ms: aim at it from the
+			// first journal record (polled every 2 ms), later each try.
+			delay := time.Duration(attempt) * 3 * time.Millisecond
 			var first time.Duration
 			r := s.signalRun(s.ctr, syscall.SIGKILL, func(ss *migrate.ServiceState, _ bool, since time.Duration) bool {
-				if ss != nil && ss.Phase.AtLeast(migrate.PhaseSourceStopped) && first == 0 {
+				if first == 0 && ss != nil && ss.Phase.AtLeast(migrate.PhaseSourceStopped) && journaled() {
 					first = since
 				}
 				return first > 0 && since-first >= delay
 			}, "migrate", "--yes", "--settle", "1s", s.ctr)
 			w := copyKillPoint(r)
-			journal, err := chown.JournalStatus(migrate.JournalDir(filepath.Join(s.stateDir, s.User), "bind", s.bind))
+			journal, err := chown.JournalStatus(jdir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			halfShifted = w == "bind shift" && journal == "started"
-			what := fmt.Sprintf("%s after a kill %v after the stop (%s, journal %s)", mode, delay, w, journal)
+			halfShifted = w == "bind shift" && journal == "started" && journaled()
+			what := fmt.Sprintf("%s after a kill %v after the bind's first journal record (%s, journal %s)", mode, delay, w, journal)
 			t.Log(what)
 			if mode == "resume" {
 				s.mustMigrate("--settle", "1s", s.ctr)
