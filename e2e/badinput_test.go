@@ -76,7 +76,7 @@ func TestBadInputUsage(t *testing.T) {
 		{"rollback of nothing named", e.args("rollback"), 2, "name containers or pass --all", ""},
 		{"rollback all with a name", e.args("rollback", "--all", ctr), 2, "name containers or pass --all", ""},
 		{"status with an argument", e.args("status", ctr), 2, "unknown command", "--help"},
-		{"chown without a path", e.args("chown"), 2, "requires at least 1 arg", "--help"},
+		{"chown without a path", e.args("chown"), 2, "name at least one tree to shift", "unroot chown --user alice"},
 		{"chown dry run and reverse", e.args("chown", "--dry-run", "--reverse", e.stateDir), 2, "--dry-run and --reverse exclude each other", "--reverse"},
 		{"chown of /", e.args("chown", "/"), 2, "refusing to shift /: a system directory", "_data"},
 		{"chown of /etc", e.args("chown", "--reverse", "/etc"), 2, "refusing to shift /etc", "_data"},

@@ -57,7 +57,13 @@ Stop every container that uses PATH first.`,
 		Example: `  unroot chown --user alice --dry-run /var/lib/docker/volumes/app_data/_data
   unroot chown --user alice /srv/app/data
   unroot chown --user alice --reverse /srv/app/data`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErr("e.g. 'unroot chown --user alice --dry-run /srv/www' (a bind-mount tree; volumes move with 'unroot migrate')",
+					"name at least one tree to shift")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.paths = args
 			opts.out, opts.errOut = cmd.OutOrStdout(), cmd.ErrOrStderr()

@@ -20,7 +20,7 @@ func TestChownUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no path", []string{"chown", "--user", "nobody"}, "requires at least 1 arg"},
+		{"no path", []string{"chown", "--user", "nobody"}, "name at least one tree to shift"},
 		{"no user", []string{"chown", dir}, "--user is required"},
 		{"root dir", []string{"chown", "--user", "nobody", "/"}, "refusing to shift /"},
 		{"etc", []string{"chown", "--user", "nobody", "--dry-run", "/etc/"}, "refusing to shift /etc/"},

@@ -159,6 +159,10 @@ func wrapArgs(c *cobra.Command) {
 		orig := c.Args
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := orig(cmd, args); err != nil {
+				var ex *exitError
+				if errors.As(err, &ex) { // the verb's own message and hint
+					return err
+				}
 				return flagError{err}
 			}
 			return nil
