@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -296,5 +297,34 @@ func TestCopyBlocked(t *testing.T) {
 				t.Errorf("a refused copy left %d entries in dst (%v)", len(names), err)
 			}
 		})
+	}
+}
+
+// TestCopyCensusIsTheAudit: the report of a Copy, fresh and as a delta
+// sync, counts the source exactly as Audit does (migrate verifies a copied
+// volume by comparing the final sync's report with an audit of the copy).
+func TestCopyCensusIsTheAudit(t *testing.T) {
+	ctx := context.Background()
+	f := buildFixture(t)
+	opts := fullOptions(t)
+	want, err := Audit(ctx, f.root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "dst")
+	for _, update := range []bool{false, true} {
+		opts.Update = update
+		got, err := Copy(ctx, f.root, dst, opts)
+		if err != nil {
+			t.Fatalf("update=%v: %v", update, err)
+		}
+		census := func(r *Report) Report {
+			c := *r
+			c.Changed, c.Unchanged = 0, 0
+			return c
+		}
+		if g, w := census(got), census(want); !reflect.DeepEqual(g, w) {
+			t.Errorf("update=%v: Copy's census differs from Audit's:\n got %+v\nwant %+v", update, g, w)
+		}
 	}
 }
