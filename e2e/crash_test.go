@@ -562,7 +562,7 @@ func TestCrashMigrateEveryPhase(t *testing.T) {
 // the pre-sync and the final sync of a volume of a few thousand files (and
 // the bind's shift), re-runs until a run completes, and compares with a
 // clean run of the same tree; at least 20 kills must land inside a copy or
-// shift, as the killed run's own progress lines show. Bounded: 40 kills,
+// shift, as the killed run's own progress lines show. Bounded: 60 kills,
 // about three minutes.
 func TestCrashMigrateVolumeCopy(t *testing.T) {
 	Load(t)
@@ -608,14 +608,14 @@ func TestCrashMigrateVolumeCopy(t *testing.T) {
 	where := map[string]int{}
 	inCopy, attempts := 0, 0
 	deadline := time.Now().Add(3 * time.Minute)
-	for cycle := 0; attempts < 40 && inCopy < 20 && time.Now().Before(deadline); cycle++ {
+	for cycle := 0; attempts < 60 && inCopy < 20 && time.Now().Before(deadline); cycle++ {
 		s := newCrashSvc(t, fmt.Sprintf("e2e-crash-copy-%d", cycle), true, files, "")
 		b := s.before()
 		finished := false
 		// up to three kills inside the pre-sync, then kills inside the final
 		// sync until it is recorded; a run that gets past the copy ends the
 		// cycle
-		for k := 0; k < 8 && attempts < 40 && !finished; k++ {
+		for k := 0; k < 8 && attempts < 60 && !finished; k++ {
 			st, err := migrate.LoadState(filepath.Join(s.stateDir, s.User))
 			if err != nil {
 				t.Fatal(err)
