@@ -208,7 +208,6 @@ type shifter struct {
 }
 
 func (s *shifter) entries(w *walker, d *dirState, es []*entry) error {
-	var buf []byte
 	todo := make([]*entry, 0, len(es))
 	for _, e := range es {
 		if e.dup {
@@ -232,36 +231,51 @@ func (s *shifter) entries(w *walker, d *dirState, es []*entry) error {
 			s.mu.Unlock()
 			continue
 		}
-		if !e.resumed {
-			buf = appendRecord(buf, &record{Dev: e.dev, Ino: e.ino, Rel: e.rel, UID: e.uid, GID: e.gid,
-				Mode: e.mode, ACLAccess: e.aclAccess, ACLDefault: e.aclDefault, Caps: e.caps})
-		}
 		todo = append(todo, e)
 	}
-	if len(buf) > 0 {
-		if err := s.j.commit(buf); err != nil {
-			return err
-		}
+	if err := s.journal(todo); err != nil {
+		return err
 	}
 	for _, e := range todo {
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}
-		var err error
+		name := e.name
 		if e == d.self {
-			err = setAttrs(d.fd, "", e.typ, e.newUID, e.newGID, e.mode, e.newACLAccess, e.newACLDefault, e.newCaps)
-		} else {
-			err = setAttrs(d.fd, e.name, e.typ, e.newUID, e.newGID, e.mode, e.newACLAccess, e.newACLDefault, e.newCaps)
+			name = ""
 		}
-		if err != nil {
-			return fmt.Errorf("shift %s: %w", e.rel, err)
+		if err := s.apply(w, d.fd, name, e); err != nil {
+			return err
 		}
-		w.rep.changed.Add(1)
-		if w.opts.afterApply != nil {
-			if err := w.opts.afterApply(); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+// journal records the original attributes of es (those a resumed run has
+// not recorded already) in one commit, before any of them changes.
+func (s *shifter) journal(es []*entry) error {
+	var buf []byte
+	for _, e := range es {
+		if !e.resumed {
+			buf = appendRecord(buf, &record{Dev: e.dev, Ino: e.ino, Rel: e.rel, UID: e.uid, GID: e.gid,
+				Mode: e.mode, ACLAccess: e.aclAccess, ACLDefault: e.aclDefault, Caps: e.caps})
 		}
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	return s.j.commit(buf)
+}
+
+// apply gives e (name in dirfd, "" for dirfd itself) its shifted
+// attributes and counts it.
+func (s *shifter) apply(w *walker, dirfd int, name string, e *entry) error {
+	if err := setAttrs(dirfd, name, e.typ, e.newUID, e.newGID, e.mode, e.newACLAccess, e.newACLDefault, e.newCaps); err != nil {
+		return fmt.Errorf("shift %s: %w", e.rel, err)
+	}
+	w.rep.changed.Add(1)
+	if w.opts.afterApply != nil {
+		return w.opts.afterApply()
 	}
 	return nil
 }
@@ -275,17 +289,8 @@ func (s *shifter) finishLinks(ctx context.Context, w *walker) error {
 		return nil
 	}
 	slices.SortFunc(s.deferred, func(a, b *entry) int { return strings.Compare(a.rel, b.rel) })
-	var buf []byte
-	for _, e := range s.deferred {
-		if !e.resumed {
-			buf = appendRecord(buf, &record{Dev: e.dev, Ino: e.ino, Rel: e.rel, UID: e.uid, GID: e.gid,
-				Mode: e.mode, ACLAccess: e.aclAccess, ACLDefault: e.aclDefault, Caps: e.caps})
-		}
-	}
-	if len(buf) > 0 {
-		if err := s.j.commit(buf); err != nil {
-			return err
-		}
+	if err := s.journal(s.deferred); err != nil {
+		return err
 	}
 	cache := dirCache{root: w.rootFd, fd: -1}
 	defer cache.close()
@@ -307,14 +312,8 @@ func (s *shifter) finishLinks(ctx context.Context, w *walker) error {
 			// now lie outside the tree
 			return &TreeChangedError{Path: e.rel, What: fmt.Sprintf("its link count changed from %d to %d", e.nlink, now.nlink)}
 		}
-		if err := setAttrs(fd, name, e.typ, e.newUID, e.newGID, e.mode, e.newACLAccess, e.newACLDefault, e.newCaps); err != nil {
-			return fmt.Errorf("shift %s: %w", e.rel, err)
-		}
-		w.rep.changed.Add(1)
-		if w.opts.afterApply != nil {
-			if err := w.opts.afterApply(); err != nil {
-				return err
-			}
+		if err := s.apply(w, fd, name, e); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -43,8 +43,8 @@ type Options struct {
 	// dst entries that no longer exist in src are removed.
 	Update bool
 	// Progress, when set, is called from the workers with running totals of
-	// the entries (files, directories and symlinks) and bytes walked. It must be cheap and safe for concurrent
-	// use.
+	// the entries (files, directories and symlinks) and bytes walked. It
+	// must be cheap and safe for concurrent use.
 	Progress func(entries, bytes int64)
 
 	// beforeLinks, when set, runs once between Shift's walk and its deferred
