@@ -164,25 +164,15 @@ func (c *copier) finishLinks(ctx context.Context, w *walker) error {
 		dirs[dir] = dl.in
 	}
 	for dir, de := range dirs {
-		fd, err := c.open(c.dstRoot, dir)
+		fd, err := dstDirs.open(dir)
 		if err != nil {
 			return fmt.Errorf("open %s in dst: %w", de.rel, err)
 		}
-		err = c.meta(w, fd, "", de)
-		unix.Close(fd)
-		if err != nil {
+		if err := c.meta(w, fd, "", de); err != nil {
 			return fmt.Errorf("copy %s: %w", de.rel, err)
 		}
 	}
 	return nil
-}
-
-// open opens the directory rel ("" for the root itself) below root.
-func (c *copier) open(root int, rel string) (int, error) {
-	if rel == "" {
-		return unix.Dup(root)
-	}
-	return openBeneath(root, rel)
 }
 
 // openDst opens (creating it when missing) the destination root and checks
