@@ -104,6 +104,14 @@ func walkTotals(r *chown.Report) (entries, bytes int64) {
 	return r.Files + r.Dirs + r.Symlinks, r.Bytes
 }
 
+// volumeTotals is [walkTotals] of the plan's audit of volume name.
+func (a *applier) volumeTotals(name string) (entries, bytes int64) {
+	if vp := a.volumePlan(name); vp != nil {
+		return walkTotals(vp.Audit)
+	}
+	return 0, 0
+}
+
 func (a *applier) volumePlan(name string) *VolumePlan {
 	for i := range a.plan.Volumes {
 		if a.plan.Volumes[i].Name == name {
@@ -335,10 +343,7 @@ func (a *applier) presync(ctx context.Context, vs *VolumeState) error {
 }
 
 func (a *applier) copyVolume(ctx context.Context, vs *VolumeState, what string) (*chown.Report, error) {
-	var entries, bytes int64
-	if vp := a.volumePlan(vs.Name); vp != nil {
-		entries, bytes = walkTotals(vp.Audit)
-	}
+	entries, bytes := a.volumeTotals(vs.Name)
 	if err := a.checkTargetPath(vs); err != nil {
 		return nil, err
 	}
@@ -453,10 +458,7 @@ func (a *applier) moveVolume(ctx context.Context, vs *VolumeState) error {
 	}
 	o := a.chownOptions()
 	o.JournalDir = vs.JournalDir
-	var entries, bytes int64
-	if vp := a.volumePlan(vs.Name); vp != nil {
-		entries, bytes = walkTotals(vp.Audit)
-	}
+	entries, bytes := a.volumeTotals(vs.Name)
 	task := a.o.Progress.Begin("volume", vs.Name+" (shift in place)", bytes, entries)
 	o.Progress = progressFunc(task)
 	rep, err := a.o.Files.Shift(ctx, vs.TargetPath, o)
@@ -560,10 +562,7 @@ func (a *applier) shiftBind(ctx context.Context, src string) error {
 	}
 	o := a.chownOptions()
 	o.JournalDir = bs.JournalDir
-	var entries, bytes int64
-	if bp := a.bindPlan(src); bp != nil {
-		entries, bytes = walkTotals(bp.Audit)
-	}
+	entries, bytes := walkTotals(bp.Audit)
 	task := a.o.Progress.Begin("bind", src+" (shift in place)", bytes, entries)
 	o.Progress = progressFunc(task)
 	_, err := a.o.Files.Shift(ctx, src, o)
