@@ -168,7 +168,7 @@ func Apply(ctx context.Context, plan *Plan, o ApplyOptions) (*Result, error) {
 	if o.Settle == 0 {
 		o.Settle = 3 * time.Second
 	}
-	a := &applier{o: o, plan: plan, st: o.State, inv: plan.Inventory()}
+	a := &applier{o: o, plan: plan, st: o.State, inv: plan.Inventory(), imageSeen: map[string]bool{}}
 	if a.inv == nil {
 		return nil, errors.New("apply: the plan has no inventory")
 	}
@@ -363,9 +363,6 @@ func (a *applier) units() [][]*Service {
 	return out
 }
 
-// expectedBytes estimates the bytes the run will move or walk: images the
-// target lacks, each copied volume twice (pre-sync and final sync), each
-// moved volume and bind mount once (the in-place shift).
 // expect tells a progress that draws an overall bar how many bytes the
 // run still expects to move.
 func (a *applier) expect() {
@@ -374,6 +371,9 @@ func (a *applier) expect() {
 	}
 }
 
+// expectedBytes estimates the bytes the run will move or walk: images the
+// target lacks, each copied volume twice (pre-sync and final sync), each
+// moved volume and bind mount once (the in-place shift).
 func (a *applier) expectedBytes() int64 {
 	var n int64
 	for _, ip := range a.plan.Images {

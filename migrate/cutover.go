@@ -272,9 +272,6 @@ func (a *applier) transferImages(ctx context.Context, unit []*Service) error {
 		if a.imageSeen[r.ID] {
 			continue
 		}
-		if a.imageSeen == nil {
-			a.imageSeen = map[string]bool{}
-		}
 		a.imageSeen[r.ID] = true
 		if r.Skipped && slices.ContainsFunc(a.plan.Images, func(ip ImagePlan) bool { return ip.ID == r.ID && !ip.InTarget }) {
 			a.expected -= refs[i].Size

@@ -11,7 +11,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 )
 
-// BarProgress is a [Progress] that draws one bar per transfer (bytes, files,
+// BarProgress is a [Progress] that draws one bar per transfer (bytes, entries,
 // percentage) on a terminal and prints status lines above the bars. Bars of
 // transfers that overlap share one drawing; between transfers status lines
 // go straight to the terminal. Close it when the run ends.
@@ -61,7 +61,7 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalEntries int64) T
 		}
 	}
 	b.active++
-	t := &barTask{owner: b, totalFiles: totalEntries}
+	t := &barTask{owner: b, totalEntries: totalEntries}
 	label := kind + " " + name
 	if len(label) > 40 {
 		label = label[:37] + "..."
@@ -73,10 +73,10 @@ func (b *BarProgress) Begin(kind, name string, totalBytes, totalEntries int64) T
 		mpb.AppendDecorators(
 			byteCounters(),
 			decor.Any(func(decor.Statistics) string {
-				if t.totalFiles > 0 {
-					return fmt.Sprintf(" %d/%d entries", t.files.Load(), t.totalFiles)
+				if t.totalEntries > 0 {
+					return fmt.Sprintf(" %d/%d entries", t.entries.Load(), t.totalEntries)
 				}
-				if f := t.files.Load(); f > 0 {
+				if f := t.entries.Load(); f > 0 {
 					return fmt.Sprintf(" %d entries", f)
 				}
 				return ""
@@ -133,15 +133,15 @@ func (b *BarProgress) closeLocked() {
 }
 
 type barTask struct {
-	owner      *BarProgress
-	bar        *mpb.Bar
-	files      atomic.Int64
-	cur, total atomic.Int64
-	totalFiles int64
+	owner        *BarProgress
+	bar          *mpb.Bar
+	entries      atomic.Int64
+	cur, total   atomic.Int64
+	totalEntries int64
 }
 
-func (t *barTask) Add(bytes, files int64) {
-	t.files.Add(files)
+func (t *barTask) Add(bytes, entries int64) {
+	t.entries.Add(entries)
 	c := t.cur.Add(bytes)
 	// A stream can run past its estimate (tar headers): grow the total.
 	if tot := t.total.Load(); tot > 0 && c > tot {
