@@ -224,8 +224,6 @@ func changesOf(cs []container.FilesystemChange) []Change {
 	return out
 }
 
-// isNotFound matches the client's and the daemon's not-found errors, which
-// implement NotFound() (github.com/containerd/errdefs).
 // IsNotFound reports a daemon's "no such …" answer. The moby client's HTTP
 // errors do not have a NotFound method; containerd's errdefs (which the
 // client uses) recognise them by status as well as by interface.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/unroot/unroot/chown"
+	"github.com/unroot/unroot/inventory"
 )
 
 // ChownFiles is the production [FileOps]: the chown package's walker.
@@ -149,7 +150,7 @@ func (a *applier) ensureVolume(ctx context.Context, name string) (*VolumeState, 
 	if res, err := a.o.Target.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
 		existed = true
 		vs.TargetPath = res.Volume.Mountpoint
-	} else if !isNotFound(err) {
+	} else if !inventory.IsNotFound(err) {
 		return nil, fmt.Errorf("inspect volume %s in target: %w", name, err)
 	}
 	if !existed {

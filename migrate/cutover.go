@@ -400,7 +400,7 @@ func (a *applier) createTarget(ctx context.Context, s *Service, ss *ServiceState
 			}
 			return a.connect(ctx, s.Container, res.Container.ID, spec.Connect, have)
 		}
-		if !isNotFound(err) {
+		if !inventory.IsNotFound(err) {
 			return fmt.Errorf("inspect target %s: %w", s.Container, err)
 		}
 	}

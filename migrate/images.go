@@ -215,7 +215,7 @@ func verifyImage(ctx context.Context, dst ImageLoader, im ImageRef) ([]string, e
 // hasImage reports whether d has an image with ID id.
 func hasImage(ctx context.Context, d ImageLoader, id string) (bool, error) {
 	res, err := d.ImageInspect(ctx, id)
-	if isNotFound(err) {
+	if inventory.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -223,6 +223,3 @@ func hasImage(ctx context.Context, d ImageLoader, id string) (bool, error) {
 	}
 	return res.ID == id, nil
 }
-
-// isNotFound reports whether err is the daemon's "no such object".
-func isNotFound(err error) bool { return inventory.IsNotFound(err) }

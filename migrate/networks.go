@@ -99,7 +99,7 @@ func EnsureNetwork(ctx context.Context, dst NetworkCreator, n *inventory.Network
 	if err == nil && res.Network.Name == n.Name {
 		return false, nil
 	}
-	if err != nil && !isNotFound(err) {
+	if err != nil && !inventory.IsNotFound(err) {
 		return false, fmt.Errorf("inspect network %s in target: %w", n.Name, err)
 	}
 	o, err := NetworkCreateOptions(n)

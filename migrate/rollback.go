@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/unroot/unroot/chown"
+	"github.com/unroot/unroot/inventory"
 )
 
 // RollbackOptions say what to put back. Source, Target, Files, State and
@@ -164,7 +165,7 @@ func (e *rollbackEnv) dropCommitted(ctx context.Context, ss *ServiceState) {
 		switch {
 		case err == nil:
 			e.prog.Logf("%s: committed image %s removed from the %s", ss.Container, ref, d.name)
-		case isNotFound(err):
+		case inventory.IsNotFound(err):
 		default:
 			e.prog.Logf("%s: committed image %s left in the %s: %v", ss.Container, ref, d.name, err)
 		}
@@ -207,7 +208,7 @@ func (e *rollbackEnv) removeTarget(ctx context.Context, ss *ServiceState) error 
 		ref = ss.Container
 	}
 	res, err := e.tgt.ContainerInspect(ctx, ref, client.ContainerInspectOptions{})
-	if isNotFound(err) {
+	if inventory.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
@@ -217,7 +218,7 @@ func (e *rollbackEnv) removeTarget(ctx context.Context, ss *ServiceState) error 
 		// Failed before creating: a container of that name is not ours.
 		return nil
 	}
-	if _, err := e.tgt.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+	if _, err := e.tgt.ContainerRemove(ctx, res.Container.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !inventory.IsNotFound(err) {
 		return fmt.Errorf("remove target %s: %w", ss.Container, err)
 	}
 	e.prog.Logf("%s: target container removed", ss.Container)
@@ -274,7 +275,7 @@ func (e *rollbackEnv) restoreVolume(ctx context.Context, name string, names []st
 		}
 	}
 	if purge && vs.Created {
-		if _, err := e.tgt.VolumeRemove(ctx, name, client.VolumeRemoveOptions{}); err != nil && !isNotFound(err) {
+		if _, err := e.tgt.VolumeRemove(ctx, name, client.VolumeRemoveOptions{}); err != nil && !inventory.IsNotFound(err) {
 			return fmt.Errorf("remove target volume %s: %w", name, err)
 		}
 		delete(e.st.Volumes, name)
