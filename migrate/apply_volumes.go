@@ -520,12 +520,20 @@ func (a *applier) renameIntoTarget(vs *VolumeState) error {
 // emptyTargetDir (re)creates the empty _data directory of a target volume
 // as the rootless daemon makes it: mode 0755, owned by the user (the
 // container's root). An existing empty directory is only given that owner.
+// Every step goes through the parent's fd, reached without following a
+// symlink anywhere on the way: the user owns the parent and could swap a
+// component for a symlink between a check and the mkdir.
 func emptyTargetDir(path string, m chown.IDMap) error {
-	if err := os.Mkdir(path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	pfd, err := openDirNoSymlinks(unix.AT_FDCWD, filepath.Dir(path), false)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", filepath.Dir(path), err)
+	}
+	defer unix.Close(pfd)
+	name := filepath.Base(path)
+	if err := unix.Mkdirat(pfd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("recreate %s: %w", path, err)
 	}
-	// by fd, opened without following a symlink: the parent is the user's
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
 	}

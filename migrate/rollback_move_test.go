@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,5 +174,44 @@ func TestApplyResumesKilledMove(t *testing.T) {
 				t.Errorf("volume state %+v", vs)
 			}
 		})
+	}
+}
+
+// TestEmptyTargetDirRefusesSymlinkedParent: the empty target directory is
+// made through its parent reached without following a symlink, so a user
+// who swapped a component of their data root for a symlink gets no
+// directory (and no chown) elsewhere; the plain path gets 0755 and the
+// container root's owner.
+func TestEmptyTargetDirRefusesSymlinkedParent(t *testing.T) {
+	base := t.TempDir()
+	elsewhere := filepath.Join(base, "elsewhere")
+	if err := os.Mkdir(elsewhere, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(base, "vol")); err != nil {
+		t.Fatal(err)
+	}
+	m := testMap
+	if err := emptyTargetDir(filepath.Join(base, "vol", "_data"), m); err == nil {
+		t.Error("emptyTargetDir followed a symlinked parent")
+	}
+	if _, err := os.Lstat(filepath.Join(elsewhere, "_data")); !os.IsNotExist(err) {
+		t.Errorf("a directory was made behind the symlink: %v", err)
+	}
+	plain := filepath.Join(base, "plain")
+	if err := os.Mkdir(plain, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(plain, "_data")
+	if err := emptyTargetDir(p, m); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := m.HostUID(0)
+	if st := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || fi.Mode().Perm() != 0o755 || st.Uid != uid {
+		t.Errorf("%s: dir %v mode %o uid %d, want a 0755 directory of %d", p, fi.IsDir(), fi.Mode().Perm(), st.Uid, uid)
 	}
 }
